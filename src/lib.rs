@@ -1,0 +1,72 @@
+//! Leak-resistant networking primitives for tokio.
+//!
+//! Servers rarely leak memory by forgetting a `free`. They leak through queues nobody bounded: the write queue
+//! behind a slow reader, a decoder that trusts a length header, a task queue behind slow handlers, buffers held
+//! longer than anyone meant. tidegate gives tokio services small, composable layers that close each of those
+//! holes. Every part keeps the same promises:
+//!
+//! * **Bounded**: every buffer, queue and counter has a limit, set by you or a documented default.
+//! * **Refusal is explicit and lossless**: when a limit is hit you get a typed error and your item back, or you
+//!   wait; nothing accepted is dropped silently.
+//! * **RAII release**: permits, reservations and pooled storage are released by `Drop`, including on panic and
+//!   cancellation, so every counter returns to zero after a workload.
+//! * **Observable**: every part has a `metrics()` snapshot.
+//!
+//! # Tour
+//!
+//! ## One memory budget: [`budget`]
+//!
+//! A [`MemoryBudget`] is a cheap-to-clone handle to a byte limit shared by every part that holds memory. A
+//! [`Reservation`] is the RAII proof that bytes were granted; dropping it gives them back.
+//!
+//! ```
+//! use tidegate::MemoryBudget;
+//!
+//! let budget = MemoryBudget::new(64 * 1024);
+//! let per_connection = budget.child(16 * 1024);
+//! let held = per_connection.try_reserve(10 * 1024).expect("fits both limits");
+//! assert_eq!(budget.used(), 10 * 1024); // a child's reservation counts against its parent
+//! assert!(per_connection.try_reserve(8 * 1024).is_err()); // over the child's own limit
+//! drop(held);
+//! assert_eq!(budget.used(), 0);
+//! ```
+//!
+//! ## Pooled buffers: [`buf`]
+//!
+//! A [`BufPool`] hands out [`PooledBuf`]s from size classes. A buffer freezes into a [`bytes::Bytes`] without a
+//! copy, and its storage goes back to the pool when the last clone of that `Bytes` is dropped, on any thread.
+//!
+//! ```
+//! use bytes::BufMut;
+//! use tidegate::BufPool;
+//!
+//! let pool = BufPool::builder().max_retained_bytes(1 << 20).build();
+//! let mut buf = pool.try_acquire(4096).expect("no budget configured, so never refused");
+//! buf.put_slice(b"hello");
+//! let frame = buf.freeze();
+//! let shared = frame.clone();
+//! assert_eq!(pool.metrics().total.outstanding_buffers, 1);
+//! drop(frame);
+//! drop(shared); // last reference: the storage returns to the pool
+//! assert_eq!(pool.metrics().total.outstanding_buffers, 0);
+//! assert_eq!(pool.metrics().total.retained_bytes, 4096);
+//! ```
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    rust_2018_idioms,
+    unreachable_pub
+)]
+#![deny(unsafe_op_in_unsafe_fn)]
+#![doc(test(
+    no_crate_inject,
+    attr(deny(warnings, rust_2018_idioms), allow(dead_code, unused_variables))
+))]
+
+mod loom;
+
+pub mod budget;
+pub mod buf;
+
+pub use budget::{BudgetError, MemoryBudget, Reservation};
+pub use buf::{BufPool, PoolError, PooledBuf};
