@@ -1,28 +1,79 @@
-//! One size class: a bounded free list of equally sized storage blocks, and its counters.
+//! One size class: a bounded shared free list of equally sized blocks, and its counters.
 
 use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::loom::FreeList;
 
-use super::metrics::ClassMetrics;
+/// Counters of one class. The pool keeps one shared set (updated with atomic read-modify-writes on the slow paths)
+/// and every thread cache keeps its own (written only by its thread, with plain stores); metrics add them up.
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) acquired: AtomicU64,
+    pub(super) returned: AtomicU64,
+    pub(super) misses: AtomicU64,
+    /// Idle blocks held; only thread caches keep this (the shared list knows its own length).
+    pub(super) idle: AtomicU64,
+}
+
+/// A plain copy of [`Counters`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Counts {
+    pub(super) acquired: u64,
+    pub(super) returned: u64,
+    pub(super) misses: u64,
+    pub(super) idle: u64,
+}
+
+impl Counters {
+    pub(super) fn load(&self) -> Counts {
+        Counts {
+            acquired: self.acquired.load(Ordering::Relaxed),
+            returned: self.returned.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            idle: self.idle.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Folds a retiring thread cache's counts into the shared set (idle blocks are handed back separately).
+    pub(super) fn fold(&self, counts: Counts) {
+        self.acquired.fetch_add(counts.acquired, Ordering::Relaxed);
+        self.returned.fetch_add(counts.returned, Ordering::Relaxed);
+        self.misses.fetch_add(counts.misses, Ordering::Relaxed);
+    }
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Counts) {
+        self.acquired += other.acquired;
+        self.returned += other.returned;
+        self.misses += other.misses;
+        self.idle += other.idle;
+    }
+}
+
+/// Adds one to a counter that only the calling thread writes: a load and a store, no locked instruction.
+pub(super) fn bump_owned(counter: &AtomicU64) {
+    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+/// Adds one to a counter that any thread may write.
+pub(super) fn bump_shared(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
 
 pub(super) struct SizeClass {
     size: usize,
     free: FreeList<Box<[u8]>>,
-    acquired: AtomicU64,
-    returned: AtomicU64,
-    misses: AtomicU64,
-    peak_outstanding: AtomicU64,
+    pub(super) shared: Counters,
+    pub(super) peak_outstanding: AtomicU64,
 }
 
 impl SizeClass {
-    /// A class of `size`-byte blocks that can keep at most `max_idle` of them.
+    /// A class of `size`-byte blocks whose shared list keeps at most `max_idle` of them.
     pub(super) fn new(size: usize, max_idle: usize) -> Self {
         SizeClass {
             size,
             free: FreeList::new(max_idle.max(1)),
-            acquired: AtomicU64::new(0),
-            returned: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            shared: Counters::default(),
             peak_outstanding: AtomicU64::new(0),
         }
     }
@@ -31,62 +82,22 @@ impl SizeClass {
         self.size
     }
 
-    /// An idle block, if there is one. The caller owns the retained-bytes accounting.
+    /// An idle block from the shared list. The caller owns the retained-bytes accounting.
     pub(super) fn pop_idle(&self) -> Option<Box<[u8]>> {
         self.free.pop()
     }
 
-    /// Keeps `block` idle, or hands it back when the free list is full.
+    /// Keeps `block` on the shared list, or hands it back when the list is full.
     pub(super) fn push_idle(&self, block: Box<[u8]>) -> Result<(), Box<[u8]>> {
         self.free.push(block)
     }
 
+    pub(super) fn shared_idle(&self) -> usize {
+        self.free.len()
+    }
+
     /// Zeroed storage: initialised once per allocation so that filling a buffer never needs `unsafe`.
     pub(super) fn allocate(&self) -> Box<[u8]> {
-        self.misses.fetch_add(1, Ordering::Relaxed);
         vec![0; self.size].into_boxed_slice()
-    }
-
-    /// Counts a buffer handed out. Returns how many of this class are outstanding now.
-    pub(super) fn count_acquired(&self) -> u64 {
-        let acquired = self.acquired.fetch_add(1, Ordering::Relaxed) + 1;
-        let outstanding = acquired.saturating_sub(self.returned.load(Ordering::Relaxed));
-        // A plain load first: the read-modify-write only happens when a new peak is set.
-        if outstanding > self.peak_outstanding.load(Ordering::Relaxed) {
-            self.peak_outstanding
-                .fetch_max(outstanding, Ordering::Relaxed);
-        }
-        outstanding
-    }
-
-    pub(super) fn count_returned(&self) {
-        self.returned.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub(super) fn outstanding(&self) -> u64 {
-        let returned = self.returned.load(Ordering::Relaxed);
-        self.acquired
-            .load(Ordering::Relaxed)
-            .saturating_sub(returned)
-    }
-
-    pub(super) fn metrics(&self) -> ClassMetrics {
-        let returned = self.returned.load(Ordering::Relaxed);
-        let acquired = self.acquired.load(Ordering::Relaxed);
-        let misses = self.misses.load(Ordering::Relaxed);
-        let outstanding = acquired.saturating_sub(returned);
-        let retained = self.free.len();
-        ClassMetrics {
-            capacity: self.size,
-            acquired,
-            returned,
-            outstanding_buffers: outstanding,
-            outstanding_bytes: outstanding as usize * self.size,
-            retained_buffers: retained,
-            retained_bytes: retained * self.size,
-            hits: acquired.saturating_sub(misses),
-            misses,
-            peak_outstanding_buffers: self.peak_outstanding.load(Ordering::Relaxed),
-        }
     }
 }

@@ -102,7 +102,15 @@ impl LeakTracker {
     }
 
     /// Records a buffer if the mode samples it; returns its id, or 0 when it is not tracked.
+    #[inline]
     pub(super) fn track(&self, capacity: usize, location: &'static Location<'static>) -> u64 {
+        if self.mode == LeakTracking::Off {
+            return 0;
+        }
+        self.track_sampled(capacity, location)
+    }
+
+    fn track_sampled(&self, capacity: usize, location: &'static Location<'static>) -> u64 {
         let backtrace = match self.mode {
             LeakTracking::Off => return 0,
             LeakTracking::All => None,
@@ -128,6 +136,7 @@ impl LeakTracker {
         id
     }
 
+    #[inline]
     pub(super) fn untrack(&self, id: u64) {
         if id != 0 {
             self.records.lock().live.remove(&id);
@@ -149,7 +158,7 @@ impl LeakTracker {
             })
             .filter(|leak| leak.age >= older_than)
             .collect();
-        leaks.sort_by(|a, b| b.age.cmp(&a.age));
+        leaks.sort_by_key(|leak| std::cmp::Reverse(leak.age));
         LeakReport {
             tracking: self.mode,
             outstanding_buffers,

@@ -40,10 +40,15 @@ mod error;
 mod leak;
 mod metrics;
 mod pool;
+mod pool_ref;
 mod pooled;
+mod thread_cache;
 
 pub use error::PoolError;
 pub use leak::{LeakReport, LeakTracking, LeakedBuf};
 pub use metrics::{ClassMetrics, PoolMetrics, PoolTotals};
-pub use pool::{BufPool, BufPoolBuilder, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES};
+pub use pool::{
+    BufPool, BufPoolBuilder, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES,
+    DEFAULT_THREAD_CACHE_BYTES,
+};
 pub use pooled::PooledBuf;

@@ -3,15 +3,18 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::budget::{MemoryBudget, Reservation};
+use crate::budget::{BudgetError, MemoryBudget};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Arc;
 
-use super::class::SizeClass;
+use super::class::{bump_shared, Counts, SizeClass};
 use super::leak::{LeakReport, LeakTracker, LeakTracking};
-use super::metrics::{PoolMetrics, PoolTotals};
+use super::metrics::{ClassMetrics, PoolMetrics, PoolTotals};
+use super::pool_ref::{Counted, PoolRef, Unit};
+use super::thread_cache::{self, CacheStats};
 use super::{PoolError, PooledBuf};
 
 /// Size classes used when none are configured: a small message, a page, a large frame, a socket-sized read.
@@ -21,12 +24,18 @@ pub const DEFAULT_SIZE_CLASSES: [usize; 4] = [512, 4 * 1024, 16 * 1024, 64 * 102
 /// class, small enough to forget about per process.
 pub const DEFAULT_MAX_RETAINED_BYTES: usize = 4 * 1024 * 1024;
 
+/// Idle memory each thread may cache per pool when `thread_cache_bytes` is not configured: 256 KiB, claimed from
+/// `max_retained_bytes`, so the default 4 MiB covers 16 busy threads.
+pub const DEFAULT_THREAD_CACHE_BYTES: usize = 256 * 1024;
+
 /// The class index that marks storage allocated outside every class.
-const UNPOOLED: usize = usize::MAX;
+pub(super) const UNPOOLED: usize = usize::MAX;
 
 /// A pool of reusable buffers in size classes. Cheap to clone: clones share the same storage and counters.
 ///
-/// See the [module docs](super) for an overview.
+/// See the [module docs](super) for an overview. Each thread that acquires from the pool keeps a small cache of
+/// idle storage for it (see [`BufPoolBuilder::thread_cache_bytes`]), so the common acquire/drop cycle touches no
+/// shared counter.
 ///
 /// # Examples
 ///
@@ -43,16 +52,24 @@ const UNPOOLED: usize = usize::MAX;
 /// drop(buf);
 /// assert_eq!(pool.metrics().total.retained_bytes, 8192);
 /// ```
-#[derive(Clone)]
 pub struct BufPool {
-    inner: Arc<PoolInner>,
+    pool: PoolRef<PoolInner>,
 }
 
 pub(super) struct PoolInner {
+    /// The reference count behind [`PoolRef`]: handles, thread caches and outstanding buffers.
+    ref_units: AtomicUsize,
+    /// `BufPool` handles alive. At zero nobody can acquire again, so caches stop keeping storage.
+    handles: AtomicUsize,
     /// Sorted by size, smallest first.
     classes: Box<[SizeClass]>,
-    retained_bytes: AtomicUsize,
+    /// Bytes counted against `max_retained_bytes`: blocks on the shared lists plus the quotas of thread caches.
+    retained_claims: AtomicUsize,
     max_retained_bytes: AtomicUsize,
+    thread_cache_bytes: usize,
+    /// std's futex-based mutex rather than parking_lot's: contention on it must not allocate parking_lot's
+    /// process-wide table, which would outlive the pool (see `tests/pool_alloc.rs`).
+    caches: Mutex<Vec<Arc<CacheStats>>>,
     budget: Option<MemoryBudget>,
     unpooled: Unpooled,
     refused: AtomicU64,
@@ -67,9 +84,15 @@ struct Unpooled {
     outstanding_bytes: AtomicUsize,
 }
 
+impl Counted for PoolInner {
+    fn ref_units(&self) -> &AtomicUsize {
+        &self.ref_units
+    }
+}
+
 impl BufPool {
-    /// A pool with the default size classes ([`DEFAULT_SIZE_CLASSES`]), [`DEFAULT_MAX_RETAINED_BYTES`], no budget
-    /// and no leak tracking.
+    /// A pool with the default size classes ([`DEFAULT_SIZE_CLASSES`]), [`DEFAULT_MAX_RETAINED_BYTES`],
+    /// [`DEFAULT_THREAD_CACHE_BYTES`], no budget and no leak tracking.
     pub fn new() -> Self {
         Self::builder().build()
     }
@@ -102,18 +125,18 @@ impl BufPool {
     /// # drop((a, b));
     /// ```
     #[track_caller]
+    #[inline]
     pub fn try_acquire(&self, capacity: usize) -> Result<PooledBuf, PoolError> {
         let location = Location::caller();
-        let (class, size) = self.inner.class_for(capacity);
-        let reservation = match &self.inner.budget {
-            None => None,
-            Some(budget) => Some(
-                budget
-                    .try_reserve(size)
-                    .map_err(|source| self.inner.refuse(size, source))?,
-            ),
-        };
-        Ok(self.inner.hand_out(class, size, reservation, location))
+        let (class, size) = self.inner().class_for(capacity);
+        if let Some(budget) = &self.inner().budget {
+            let charge = budget
+                .try_reserve(size)
+                .map_err(|source| self.inner().refuse(size, source))?;
+            // The pool gives the bytes back when the storage comes home (see `give_back`).
+            charge.detach();
+        }
+        Ok(self.hand_out(class, size, location))
     }
 
     /// A buffer of at least `capacity` bytes, waiting while the budget is exhausted.
@@ -149,23 +172,21 @@ impl BufPool {
     ) -> impl Future<Output = Result<PooledBuf, PoolError>> + Send + '_ {
         let location = Location::caller();
         async move {
-            let (class, size) = self.inner.class_for(capacity);
-            let reservation = match &self.inner.budget {
-                None => None,
-                Some(budget) => Some(
-                    budget
-                        .reserve(size)
-                        .await
-                        .map_err(|source| self.inner.refuse(size, source))?,
-                ),
-            };
-            Ok(self.inner.hand_out(class, size, reservation, location))
+            let (class, size) = self.inner().class_for(capacity);
+            if let Some(budget) = &self.inner().budget {
+                let charge = budget
+                    .reserve(size)
+                    .await
+                    .map_err(|source| self.inner().refuse(size, source))?;
+                charge.detach();
+            }
+            Ok(self.hand_out(class, size, location))
         }
     }
 
     /// A snapshot of the pool's counters, per size class and in total.
     pub fn metrics(&self) -> PoolMetrics {
-        self.inner.metrics()
+        self.inner().metrics()
     }
 
     /// The tracked buffers outstanding for at least `older_than`, oldest first, with where they were acquired.
@@ -187,30 +208,28 @@ impl BufPool {
     /// # drop(held);
     /// ```
     pub fn leak_report(&self, older_than: Duration) -> LeakReport {
-        let outstanding = self.inner.metrics().total.outstanding_buffers;
-        self.inner.leaks.report(older_than, outstanding)
+        let outstanding = self.inner().metrics().total.outstanding_buffers;
+        self.inner().leaks.report(older_than, outstanding)
     }
 
     /// The cap on idle memory now.
     pub fn max_retained_bytes(&self) -> usize {
-        self.inner.max_retained_bytes.load(Ordering::Relaxed)
+        self.inner().max_retained_bytes.load(Ordering::Relaxed)
     }
 
-    /// Changes the cap on idle memory at run time. Lowering it frees idle storage at once until the pool is under
-    /// the new cap. Each class's free list was sized from the cap given at build time, so raising the cap above
-    /// that value lets other classes retain more but no class more than its list holds.
+    /// Changes the cap on idle memory at run time. Lowering it frees idle storage on the shared lists at once until
+    /// the pool is under the new cap; quotas already claimed by thread caches are kept until those threads exit.
+    /// Each class's shared list was sized from the cap given at build time, so raising the cap above that value
+    /// lets other classes retain more but no class more than its list holds.
     pub fn set_max_retained_bytes(&self, bytes: usize) {
-        let inner = &self.inner;
+        let inner = self.inner();
         inner.max_retained_bytes.store(bytes, Ordering::Relaxed);
-        // Trim the largest classes first: they free the most memory per buffer.
-        for class in inner.classes.iter().rev() {
-            while inner.retained_bytes.load(Ordering::Relaxed) > bytes {
-                match class.pop_idle() {
-                    Some(block) => {
-                        inner
-                            .retained_bytes
-                            .fetch_sub(block.len(), Ordering::Relaxed);
-                    }
+        // Trim the largest classes first: they free the most memory per block.
+        for class in 0..inner.classes.len() {
+            let class = inner.classes.len() - 1 - class;
+            while inner.retained_claims.load(Ordering::Relaxed) > bytes {
+                match inner.pop_shared(class) {
+                    Some(block) => drop(block),
                     None => break,
                 }
             }
@@ -219,12 +238,53 @@ impl BufPool {
 
     /// The budget charged for outstanding buffers, if any.
     pub fn budget(&self) -> Option<&MemoryBudget> {
-        self.inner.budget.as_ref()
+        self.inner().budget.as_ref()
     }
 
     /// The configured size classes, smallest first.
     pub fn size_classes(&self) -> Vec<usize> {
-        self.inner.classes.iter().map(SizeClass::size).collect()
+        self.inner().classes.iter().map(SizeClass::size).collect()
+    }
+
+    #[inline]
+    fn inner(&self) -> &PoolInner {
+        self.pool.get()
+    }
+
+    #[inline]
+    fn hand_out(
+        &self,
+        class: usize,
+        size: usize,
+        location: &'static Location<'static>,
+    ) -> PooledBuf {
+        let inner = self.inner();
+        let cached = if class != UNPOOLED && inner.thread_cache_bytes > 0 {
+            thread_cache::with_cache(&self.pool, |cache| cache.take(class))
+        } else {
+            None
+        };
+        let (storage, unit) = match cached {
+            Some(taken) => taken,
+            None => (inner.take_uncached(class, size), self.pool.clone_unit()),
+        };
+        let leak_id = inner.leaks.track(size, location);
+        PooledBuf::new(storage, unit, class, leak_id)
+    }
+}
+
+impl Clone for BufPool {
+    fn clone(&self) -> Self {
+        self.inner().handles.fetch_add(1, Ordering::Relaxed);
+        BufPool {
+            pool: self.pool.clone_one(),
+        }
+    }
+}
+
+impl Drop for BufPool {
+    fn drop(&mut self) {
+        self.inner().handles.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -236,19 +296,20 @@ impl Default for BufPool {
 
 impl fmt::Debug for BufPool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let total = self.inner.metrics().total;
+        let total = self.inner().metrics().total;
         f.debug_struct("BufPool")
             .field("size_classes", &self.size_classes())
             .field("outstanding_buffers", &total.outstanding_buffers)
             .field("retained_bytes", &total.retained_bytes)
             .field("max_retained_bytes", &total.max_retained_bytes)
-            .field("budget", &self.inner.budget)
+            .field("budget", &self.inner().budget)
             .finish()
     }
 }
 
 impl PoolInner {
     /// The index and capacity of the smallest class that fits, or `UNPOOLED` and the request itself.
+    #[inline]
     fn class_for(&self, capacity: usize) -> (usize, usize) {
         self.classes
             .iter()
@@ -256,91 +317,160 @@ impl PoolInner {
             .map_or((UNPOOLED, capacity), |i| (i, self.classes[i].size()))
     }
 
-    fn refuse(&self, capacity: usize, source: crate::BudgetError) -> PoolError {
+    fn refuse(&self, capacity: usize, source: BudgetError) -> PoolError {
         self.refused.fetch_add(1, Ordering::Relaxed);
         PoolError::Budget { capacity, source }
     }
 
-    fn hand_out(
-        self: &Arc<Self>,
-        class: usize,
-        size: usize,
-        reservation: Option<Reservation>,
-        location: &'static Location<'static>,
-    ) -> PooledBuf {
-        let storage = if class == UNPOOLED {
-            self.unpooled.acquired.fetch_add(1, Ordering::Relaxed);
+    pub(super) fn classes(&self) -> &[SizeClass] {
+        &self.classes
+    }
+
+    pub(super) fn class_count(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub(super) fn has_handles(&self) -> bool {
+        self.handles.load(Ordering::Relaxed) > 0
+    }
+
+    pub(super) fn thread_cache_bytes(&self) -> usize {
+        self.thread_cache_bytes
+    }
+
+    /// Storage for a thread without a cache: the shared list, or a fresh allocation. Counted in the shared set.
+    fn take_uncached(&self, class: usize, size: usize) -> Box<[u8]> {
+        if class == UNPOOLED {
+            bump_shared(&self.unpooled.acquired);
             self.unpooled
                 .outstanding_bytes
                 .fetch_add(size, Ordering::Relaxed);
-            vec![0; size].into_boxed_slice()
-        } else {
-            let class = &self.classes[class];
-            class.count_acquired();
-            match class.pop_idle() {
-                Some(block) => {
-                    self.retained_bytes.fetch_sub(size, Ordering::Relaxed);
-                    block
-                }
-                None => class.allocate(),
-            }
-        };
-        self.note_peak();
-        let leak_id = self.leaks.track(size, location);
-        PooledBuf::new(storage, self.clone(), class, leak_id, reservation)
+            self.note_peak();
+            return vec![0; size].into_boxed_slice();
+        }
+        let shared = &self.classes[class].shared;
+        bump_shared(&shared.acquired);
+        self.pop_shared(class).unwrap_or_else(|| {
+            bump_shared(&shared.misses);
+            self.note_peak();
+            self.classes[class].allocate()
+        })
     }
 
-    /// Raises the recorded peak of outstanding bytes if it was just exceeded. Plain loads on the common path.
-    fn note_peak(&self) {
-        let outstanding = self.outstanding_bytes();
+    /// An idle block from the shared list of `class`, releasing its claim on the retained cap.
+    pub(super) fn pop_shared(&self, class: usize) -> Option<Box<[u8]>> {
+        let block = self.classes[class].pop_idle()?;
+        self.release_retained(block.len());
+        Some(block)
+    }
+
+    /// Keeps `block` on the shared list if the retained cap allows, frees it otherwise.
+    pub(super) fn push_shared_or_free(&self, class: usize, block: Box<[u8]>) {
+        let size = block.len();
+        if self.claim_retained(size) {
+            if let Err(block) = self.classes[class].push_idle(block) {
+                self.release_retained(size);
+                drop(block);
+            }
+        }
+    }
+
+    /// Claims `bytes` of the retained cap; false if that would exceed it.
+    pub(super) fn claim_retained(&self, bytes: usize) -> bool {
+        let max = self.max_retained_bytes.load(Ordering::Relaxed);
+        self.retained_claims
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |claimed| {
+                claimed.checked_add(bytes).filter(|&after| after <= max)
+            })
+            .is_ok()
+    }
+
+    pub(super) fn release_retained(&self, bytes: usize) {
+        self.retained_claims.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    /// The registry holds plain counters, consistent whatever a panicking holder did, so poisoning is ignored.
+    fn lock_caches(&self) -> MutexGuard<'_, Vec<Arc<CacheStats>>> {
+        self.caches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn register_cache(&self, stats: Arc<CacheStats>) {
+        self.lock_caches().push(stats);
+    }
+
+    /// Folds a retiring cache's counters into the shared ones, under the same lock `metrics` reads with, so a
+    /// snapshot never counts them twice or not at all.
+    pub(super) fn retire_cache(&self, stats: &Arc<CacheStats>) {
+        let mut caches = self.lock_caches();
+        caches.retain(|registered| !Arc::ptr_eq(registered, stats));
+        for (class, counters) in self.classes.iter().zip(stats.classes.iter()) {
+            class.shared.fold(counters.load());
+        }
+    }
+
+    /// Takes a buffer's storage back: into this thread's cache if it has one, else the shared list or the
+    /// allocator, and gives back its budget charge. `unit` is the buffer's share of the pool's reference count.
+    #[inline]
+    pub(super) fn give_back(unit: Unit<PoolInner>, class: usize, storage: Box<[u8]>, leak_id: u64) {
+        let inner = unit.get();
+        inner.leaks.untrack(leak_id);
+        if let Some(budget) = &inner.budget {
+            budget.release_detached(storage.len());
+        }
+        if class == UNPOOLED {
+            inner
+                .unpooled
+                .outstanding_bytes
+                .fetch_sub(storage.len(), Ordering::Relaxed);
+            bump_shared(&inner.unpooled.returned);
+            return;
+        }
+        if inner.thread_cache_bytes == 0 {
+            return inner.give_back_shared(class, storage);
+        }
+        let key = unit.as_ptr();
+        let mut returning = Some((storage, unit));
+        thread_cache::with_existing_cache(key, |cache| {
+            if let Some((storage, unit)) = returning.take() {
+                cache.put(class, storage, unit);
+            }
+        });
+        if let Some((storage, unit)) = returning {
+            unit.get().give_back_shared(class, storage);
+        }
+    }
+
+    fn give_back_shared(&self, class: usize, storage: Box<[u8]>) {
+        self.push_shared_or_free(class, storage);
+        bump_shared(&self.classes[class].shared.returned);
+    }
+
+    /// Raises the recorded peak of outstanding bytes if it was just exceeded. Called on the slow paths (every
+    /// allocation) and by `metrics`, because summing every thread's counters on each acquire would cost more than
+    /// the acquire itself.
+    pub(super) fn note_peak(&self) {
+        let outstanding = self.metrics().total.outstanding_bytes;
         if outstanding > self.peak_outstanding_bytes.load(Ordering::Relaxed) {
             self.peak_outstanding_bytes
                 .fetch_max(outstanding, Ordering::Relaxed);
         }
     }
 
-    fn outstanding_bytes(&self) -> usize {
-        let pooled: usize = self
+    fn metrics(&self) -> PoolMetrics {
+        let caches = self.lock_caches();
+        let classes: Vec<ClassMetrics> = self
             .classes
             .iter()
-            .map(|class| class.outstanding() as usize * class.size())
-            .sum();
-        pooled + self.unpooled.outstanding_bytes.load(Ordering::Relaxed)
-    }
-
-    /// Takes storage back: keeps it idle if the retained cap allows, frees it otherwise.
-    pub(super) fn give_back(&self, class: usize, storage: Box<[u8]>, leak_id: u64) {
-        self.leaks.untrack(leak_id);
-        if class == UNPOOLED {
-            self.unpooled
-                .outstanding_bytes
-                .fetch_sub(storage.len(), Ordering::Relaxed);
-            self.unpooled.returned.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let class = &self.classes[class];
-        let size = storage.len();
-        if self.try_retain(size) {
-            if let Err(block) = class.push_idle(storage) {
-                self.retained_bytes.fetch_sub(size, Ordering::Relaxed);
-                drop(block);
-            }
-        }
-        class.count_returned();
-    }
-
-    /// Claims `size` bytes of the retained cap, or reports that keeping the block would exceed it.
-    fn try_retain(&self, size: usize) -> bool {
-        let max = self.max_retained_bytes.load(Ordering::Relaxed);
-        self.retained_bytes
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |retained| {
-                retained.checked_add(size).filter(|&after| after <= max)
+            .enumerate()
+            .map(|(i, class)| {
+                let mut counts: Counts = class.shared.load();
+                for cache in caches.iter() {
+                    counts += cache.classes[i].load();
+                }
+                class_metrics(class, counts)
             })
-            .is_ok()
-    }
-
-    fn metrics(&self) -> PoolMetrics {
-        let classes: Vec<_> = self.classes.iter().map(SizeClass::metrics).collect();
+            .collect();
+        drop(caches);
         let unpooled_acquired = self.unpooled.acquired.load(Ordering::Relaxed);
         let unpooled_returned = self.unpooled.returned.load(Ordering::Relaxed);
         let mut total = PoolTotals {
@@ -348,8 +478,6 @@ impl PoolInner {
             returned: unpooled_returned,
             outstanding_buffers: unpooled_acquired.saturating_sub(unpooled_returned),
             outstanding_bytes: self.unpooled.outstanding_bytes.load(Ordering::Relaxed),
-            peak_outstanding_bytes: self.peak_outstanding_bytes.load(Ordering::Relaxed),
-            retained_bytes: self.retained_bytes.load(Ordering::Relaxed),
             max_retained_bytes: self.max_retained_bytes.load(Ordering::Relaxed),
             unpooled: unpooled_acquired,
             refused: self.refused.load(Ordering::Relaxed),
@@ -360,10 +488,36 @@ impl PoolInner {
             total.returned += class.returned;
             total.outstanding_buffers += class.outstanding_buffers;
             total.outstanding_bytes += class.outstanding_bytes;
+            total.retained_bytes += class.retained_bytes;
             total.hits += class.hits;
             total.misses += class.misses;
         }
+        let peak = self
+            .peak_outstanding_bytes
+            .fetch_max(total.outstanding_bytes, Ordering::Relaxed);
+        total.peak_outstanding_bytes = peak.max(total.outstanding_bytes);
         PoolMetrics { classes, total }
+    }
+}
+
+fn class_metrics(class: &SizeClass, counts: Counts) -> ClassMetrics {
+    let outstanding = counts.acquired.saturating_sub(counts.returned);
+    let peak = class
+        .peak_outstanding
+        .fetch_max(outstanding, Ordering::Relaxed)
+        .max(outstanding);
+    let retained = class.shared_idle() + counts.idle as usize;
+    ClassMetrics {
+        capacity: class.size(),
+        acquired: counts.acquired,
+        returned: counts.returned,
+        outstanding_buffers: outstanding,
+        outstanding_bytes: outstanding as usize * class.size(),
+        retained_buffers: retained,
+        retained_bytes: retained * class.size(),
+        hits: counts.acquired.saturating_sub(counts.misses),
+        misses: counts.misses,
+        peak_outstanding_buffers: peak,
     }
 }
 
@@ -389,6 +543,7 @@ impl PoolInner {
 pub struct BufPoolBuilder {
     size_classes: Vec<usize>,
     max_retained_bytes: usize,
+    thread_cache_bytes: usize,
     budget: Option<MemoryBudget>,
     leak_tracking: LeakTracking,
 }
@@ -398,6 +553,7 @@ impl Default for BufPoolBuilder {
         BufPoolBuilder {
             size_classes: DEFAULT_SIZE_CLASSES.to_vec(),
             max_retained_bytes: DEFAULT_MAX_RETAINED_BYTES,
+            thread_cache_bytes: DEFAULT_THREAD_CACHE_BYTES,
             budget: None,
             leak_tracking: LeakTracking::Off,
         }
@@ -426,6 +582,14 @@ impl BufPoolBuilder {
     /// Default: [`DEFAULT_MAX_RETAINED_BYTES`]. `0` makes the pool a pass-through that still counts and budgets.
     pub fn max_retained_bytes(&mut self, bytes: usize) -> &mut Self {
         self.max_retained_bytes = bytes;
+        self
+    }
+
+    /// Idle memory each thread may keep for this pool, claimed from `max_retained_bytes` when the thread first
+    /// acquires (a thread that cannot claim it uses the shared lists). Default: [`DEFAULT_THREAD_CACHE_BYTES`].
+    /// `0` turns thread caches off: every acquire and release then goes through the shared lists and counters.
+    pub fn thread_cache_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.thread_cache_bytes = bytes;
         self
     }
 
@@ -460,10 +624,14 @@ impl BufPoolBuilder {
             .map(|&size| SizeClass::new(size, self.max_retained_bytes / size))
             .collect();
         BufPool {
-            inner: Arc::new(PoolInner {
+            pool: PoolRef::new(PoolInner {
+                ref_units: AtomicUsize::new(0),
+                handles: AtomicUsize::new(1),
                 classes,
-                retained_bytes: AtomicUsize::new(0),
+                retained_claims: AtomicUsize::new(0),
                 max_retained_bytes: AtomicUsize::new(self.max_retained_bytes),
+                thread_cache_bytes: self.thread_cache_bytes,
+                caches: Mutex::new(Vec::new()),
                 budget: self.budget.clone(),
                 unpooled: Unpooled::default(),
                 refused: AtomicU64::new(0),
@@ -471,5 +639,31 @@ impl BufPoolBuilder {
                 leaks: LeakTracker::new(self.leak_tracking),
             }),
         }
+    }
+}
+
+/// Loom explores the shared return path (thread caches off, as loom threads are not OS threads): concurrent
+/// returns never retain more than the cap, and the counters add up whatever the interleaving.
+#[cfg(all(test, tidegate_loom))]
+mod loom_tests {
+    use super::*;
+
+    #[test]
+    fn loom_concurrent_returns_respect_the_retained_cap() {
+        loom::model(|| {
+            let pool = BufPool::builder()
+                .size_classes([64])
+                .max_retained_bytes(64)
+                .thread_cache_bytes(0)
+                .build();
+            let a = pool.try_acquire(64).unwrap();
+            let b = pool.try_acquire(64).unwrap();
+            let t = loom::thread::spawn(move || drop(a));
+            drop(b);
+            t.join().unwrap();
+            let m = pool.metrics().total;
+            assert_eq!((m.acquired, m.returned, m.outstanding_buffers), (2, 2, 0));
+            assert_eq!(m.retained_bytes, 64, "exactly one block fits under the cap");
+        });
     }
 }

@@ -6,16 +6,14 @@ use std::ops::{Deref, DerefMut};
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 
-use crate::budget::Reservation;
-use crate::loom::Arc;
-
-use super::pool::PoolInner;
+use super::pool::{PoolInner, UNPOOLED};
+use super::pool_ref::Unit;
 
 /// A fixed-capacity buffer from a [`BufPool`](super::BufPool).
 ///
 /// It implements [`BufMut`] but never grows beyond its capacity (its size class), derefs to the bytes written so
 /// far, and [`freeze`](Self::freeze)s into a [`Bytes`] without copying. Its storage goes back to the pool, and its
-/// budget reservation is released, when it is dropped or when the last `Bytes` made from it is dropped.
+/// budget charge is released, when it is dropped or when the last `Bytes` made from it is dropped.
 ///
 /// # Examples
 ///
@@ -32,53 +30,51 @@ pub struct PooledBuf {
     /// Always fully initialised (zeroed when allocated), so writing needs no `unsafe`.
     storage: Box<[u8]>,
     filled: usize,
-    home: Home,
-    /// Dropped after `storage` went home, so the budget is released at the same moment.
-    _reservation: Option<Reservation>,
-}
-
-struct Home {
-    pool: Arc<PoolInner>,
-    class: usize,
+    /// This buffer's unit of the pool's reference count; `None` only while being dropped.
+    home: Option<Unit<PoolInner>>,
+    /// Index of the size class, or `UNPOOLED` (as `u32`). Kept small: `freeze` boxes this whole struct.
+    class: u32,
+    /// 0 when leak tracking did not record this buffer.
     leak_id: u64,
 }
 
 impl PooledBuf {
+    #[inline]
     pub(super) fn new(
         storage: Box<[u8]>,
-        pool: Arc<PoolInner>,
+        home: Unit<PoolInner>,
         class: usize,
         leak_id: u64,
-        reservation: Option<Reservation>,
     ) -> Self {
         PooledBuf {
             storage,
             filled: 0,
-            home: Home {
-                pool,
-                class,
-                leak_id,
-            },
-            _reservation: reservation,
+            home: Some(home),
+            class: u32::try_from(class).unwrap_or(u32::MAX),
+            leak_id,
         }
     }
 
     /// The fixed capacity of this buffer.
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.storage.len()
     }
 
     /// Bytes written so far.
+    #[inline]
     pub fn len(&self) -> usize {
         self.filled
     }
 
     /// Whether nothing has been written.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.filled == 0
     }
 
     /// Forgets the bytes written; the capacity stays.
+    #[inline]
     pub fn clear(&mut self) {
         self.filled = 0;
     }
@@ -100,6 +96,7 @@ impl PooledBuf {
     /// buf.advance_filled(n);
     /// assert_eq!(&buf[..], b"abc");
     /// ```
+    #[inline]
     pub fn unfilled_mut(&mut self) -> &mut [u8] {
         &mut self.storage[self.filled..]
     }
@@ -109,6 +106,7 @@ impl PooledBuf {
     /// # Panics
     ///
     /// If `n` is larger than the space left.
+    #[inline]
     pub fn advance_filled(&mut self, n: usize) {
         assert!(
             n <= self.remaining_mut(),
@@ -138,6 +136,7 @@ impl PooledBuf {
     /// drop(hello);
     /// assert_eq!(pool.metrics().total.outstanding_buffers, 0);
     /// ```
+    #[inline]
     pub fn freeze(self) -> Bytes {
         if self.filled == 0 {
             return Bytes::new();
@@ -147,28 +146,38 @@ impl PooledBuf {
 }
 
 impl Drop for PooledBuf {
+    #[inline]
     fn drop(&mut self) {
         let storage = std::mem::take(&mut self.storage);
-        let home = &self.home;
-        home.pool.give_back(home.class, storage, home.leak_id);
+        if let Some(unit) = self.home.take() {
+            let class = if self.class == u32::MAX {
+                UNPOOLED
+            } else {
+                self.class as usize
+            };
+            PoolInner::give_back(unit, class, storage, self.leak_id);
+        }
     }
 }
 
 impl Deref for PooledBuf {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         &self.storage[..self.filled]
     }
 }
 
 impl DerefMut for PooledBuf {
+    #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
         &mut self.storage[..self.filled]
     }
 }
 
 impl AsRef<[u8]> for PooledBuf {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self
     }
@@ -178,19 +187,23 @@ impl AsRef<[u8]> for PooledBuf {
 // past it, so callers can never be told that bytes outside `storage` are writable or written. The storage is always
 // initialised, so bytes marked as written are never uninitialised even if a caller lied about writing them.
 unsafe impl BufMut for PooledBuf {
+    #[inline]
     fn remaining_mut(&self) -> usize {
         self.storage.len() - self.filled
     }
 
+    #[inline]
     unsafe fn advance_mut(&mut self, cnt: usize) {
         self.advance_filled(cnt);
     }
 
+    #[inline]
     fn chunk_mut(&mut self) -> &mut UninitSlice {
         UninitSlice::new(self.unfilled_mut())
     }
 
     // One bounds check and one copy instead of the default chunk-by-chunk loop.
+    #[inline]
     fn put_slice(&mut self, src: &[u8]) {
         let end = self.filled + src.len();
         assert!(

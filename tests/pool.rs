@@ -1,0 +1,363 @@
+//! `BufPool` and `PooledBuf`: reuse, caps, budgets, counters and leak reports.
+
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use tidegate::buf::{BufPool, LeakTracking, PoolError, PooledBuf};
+use tidegate::MemoryBudget;
+
+fn storage_addr(buf: &PooledBuf) -> usize {
+    buf.as_ptr() as usize
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<BufPool>();
+    send_sync::<PooledBuf>();
+    send_sync::<PoolError>();
+}
+
+#[test]
+fn storage_comes_back_after_the_last_bytes_drops() {
+    let pool = BufPool::new();
+    let mut buf = pool.try_acquire(4096).unwrap();
+    let addr = storage_addr(&buf);
+    buf.put_slice(b"abcdef");
+    let frozen = buf.freeze();
+    let slice = frozen.slice(2..4);
+    drop(frozen);
+    let other = pool.try_acquire(4096).unwrap();
+    assert_ne!(
+        storage_addr(&other),
+        addr,
+        "`slice` still holds the storage"
+    );
+    assert_eq!(&slice[..], b"cd");
+    drop(slice);
+    let again = pool.try_acquire(4096).unwrap();
+    assert_eq!(storage_addr(&again), addr, "the same allocation is reused");
+    let m = pool.metrics();
+    assert_eq!((m.total.misses, m.total.hits), (2, 1));
+}
+
+fn reused_after_drop_on_another_thread(pool: BufPool) {
+    let mut buf = pool.try_acquire(4096).unwrap();
+    let addr = storage_addr(&buf);
+    buf.put_slice(b"crosses threads");
+    let frozen: Bytes = buf.freeze();
+    let clone = frozen.clone();
+    std::thread::spawn(move || {
+        assert_eq!(&clone[..], b"crosses threads");
+        drop(clone);
+        drop(frozen);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(pool.metrics().total.outstanding_buffers, 0);
+    let again = pool.try_acquire(4096).unwrap();
+    assert_eq!(storage_addr(&again), addr);
+}
+
+#[test]
+fn storage_dropped_on_another_thread_is_reused() {
+    reused_after_drop_on_another_thread(BufPool::new());
+}
+
+#[test]
+fn storage_dropped_on_another_thread_is_reused_without_thread_caches() {
+    reused_after_drop_on_another_thread(BufPool::builder().thread_cache_bytes(0).build());
+}
+
+#[test]
+fn dropping_an_unfrozen_buffer_returns_it() {
+    let pool = BufPool::new();
+    let buf = pool.try_acquire(100).unwrap();
+    let addr = storage_addr(&buf);
+    assert_eq!(pool.metrics().classes[0].outstanding_buffers, 1);
+    drop(buf);
+    let m = pool.metrics();
+    assert_eq!(m.classes[0].outstanding_buffers, 0);
+    assert_eq!(m.classes[0].retained_buffers, 1);
+    assert_eq!(storage_addr(&pool.try_acquire(1).unwrap()), addr);
+}
+
+#[test]
+fn a_buffer_never_grows_beyond_its_class() {
+    let pool = BufPool::builder().size_classes([16]).build();
+    let mut buf = pool.try_acquire(10).unwrap();
+    assert_eq!((buf.capacity(), buf.remaining_mut()), (16, 16));
+    buf.put_slice(&[7; 16]);
+    assert_eq!(buf.remaining_mut(), 0);
+    let overflow = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| buf.put_u8(1)));
+    assert!(overflow.is_err(), "BufMut panics rather than growing");
+    assert_eq!(buf.len(), 16);
+}
+
+#[test]
+fn reading_into_the_unfilled_part() {
+    let pool = BufPool::new();
+    let mut buf = pool.try_acquire(512).unwrap();
+    buf.put_slice(b"ab");
+    buf.unfilled_mut()[..3].copy_from_slice(b"cde");
+    buf.advance_filled(3);
+    assert_eq!(&buf[..], b"abcde");
+    buf.truncate(1);
+    assert_eq!(&buf[..], b"a");
+    buf.clear();
+    assert!(buf.is_empty());
+    assert!(buf.freeze().is_empty());
+    assert_eq!(
+        pool.metrics().total.outstanding_buffers,
+        0,
+        "an empty freeze returns at once"
+    );
+}
+
+#[test]
+fn requests_above_the_largest_class_are_unpooled() {
+    let budget = MemoryBudget::new(1 << 20);
+    let pool = BufPool::builder()
+        .size_classes([512, 4096])
+        .budget(budget.clone())
+        .build();
+    let big = pool.try_acquire(10_000).unwrap();
+    assert_eq!(big.capacity(), 10_000);
+    assert_eq!(budget.used(), 10_000);
+    let m = pool.metrics().total;
+    assert_eq!((m.unpooled, m.outstanding_bytes), (1, 10_000));
+    drop(big);
+    let m = pool.metrics().total;
+    assert_eq!((m.outstanding_buffers, m.retained_bytes), (0, 0));
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn retained_memory_stays_under_the_cap() {
+    let pool = BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(16 * 1024)
+        .build();
+    let held: Vec<_> = (0..100).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop(held);
+    let m = pool.metrics().total;
+    assert_eq!(m.outstanding_buffers, 0);
+    assert!(
+        m.retained_bytes <= 64 * 1024,
+        "retained {}",
+        m.retained_bytes
+    );
+    assert!(m.retained_bytes >= 16 * 1024, "the pool did keep some");
+    pool.set_max_retained_bytes(16 * 1024);
+    let m = pool.metrics().total;
+    assert!(
+        m.retained_bytes <= 16 * 1024,
+        "trimmed to {}",
+        m.retained_bytes
+    );
+}
+
+#[test]
+fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
+    let pool = BufPool::builder().max_retained_bytes(0).build();
+    drop(pool.try_acquire(4096).unwrap());
+    let m = pool.metrics().total;
+    assert_eq!(
+        (m.acquired, m.returned, m.retained_bytes, m.misses),
+        (1, 1, 0, 1)
+    );
+}
+
+#[test]
+fn the_budget_refuses_and_nothing_is_allocated() {
+    let budget = MemoryBudget::new(8192);
+    let pool = BufPool::builder().budget(budget.clone()).build();
+    let a = pool.try_acquire(4096).unwrap();
+    let b = pool.try_acquire(3000).unwrap();
+    let err = pool.try_acquire(1).unwrap_err();
+    let PoolError::Budget { capacity, .. } = err else {
+        panic!("unexpected {err:?}")
+    };
+    assert_eq!(capacity, 512);
+    let m = pool.metrics().total;
+    assert_eq!((m.refused, m.acquired), (1, 2));
+    drop((a, b));
+    assert_eq!(budget.used(), 0);
+}
+
+#[test]
+fn buffers_outlive_the_pool_handle() {
+    let budget = MemoryBudget::new(1 << 20);
+    let pool = BufPool::builder().budget(budget.clone()).build();
+    let mut buf = pool.try_acquire(100).unwrap();
+    buf.put_slice(b"still here");
+    let frozen = buf.freeze();
+    let other_thread = {
+        let mut b = pool.try_acquire(100).unwrap();
+        b.put_slice(b"x");
+        b.freeze()
+    };
+    drop(pool);
+    assert_eq!(&frozen[..], b"still here");
+    std::thread::spawn(move || drop(other_thread))
+        .join()
+        .unwrap();
+    drop(frozen);
+    assert_eq!(budget.used(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_return_to_zero_after_a_concurrent_workload() {
+    let budget = MemoryBudget::new(64 << 20);
+    let pool = BufPool::builder().budget(budget.clone()).build();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+    let consumer = tokio::spawn(async move {
+        let mut seen = 0usize;
+        while let Some(frame) = rx.recv().await {
+            seen += frame.len();
+        }
+        seen
+    });
+    let mut producers = Vec::new();
+    for p in 0..4usize {
+        let (pool, tx) = (pool.clone(), tx.clone());
+        producers.push(tokio::spawn(async move {
+            let mut sent = 0;
+            for i in 0..2000usize {
+                let size = [10, 700, 5000, 20_000, 100_000][(p + i) % 5];
+                let mut buf = pool.acquire(size).await.unwrap();
+                buf.put_bytes(1, size.min(64));
+                let frame = buf.freeze();
+                if i % 3 == 0 {
+                    drop(frame.clone());
+                }
+                sent += frame.len();
+                tx.send(frame).await.unwrap();
+            }
+            sent
+        }));
+    }
+    drop(tx);
+    let mut sent = 0;
+    for p in producers {
+        sent += p.await.unwrap();
+    }
+    assert_eq!(consumer.await.unwrap(), sent);
+    let m = pool.metrics();
+    assert_eq!(m.total.acquired, 8000);
+    assert_eq!(m.total.returned, 8000);
+    assert_eq!(
+        (m.total.outstanding_buffers, m.total.outstanding_bytes),
+        (0, 0)
+    );
+    assert!(m.classes.iter().all(|c| c.outstanding_buffers == 0));
+    assert_eq!(m.total.unpooled, 1600);
+    assert!(m.total.peak_outstanding_bytes > 0);
+    assert_eq!(budget.used(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_holds_under_concurrent_acquire() {
+    const BUFFERS: usize = 6;
+    let budget = MemoryBudget::new(BUFFERS * 4096);
+    let pool = BufPool::builder().budget(budget.clone()).build();
+    let live = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (pool, budget, live, peak) = (pool.clone(), budget.clone(), live.clone(), peak.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut refused = 0;
+            for i in 0..300 {
+                let buf = if (t + i) % 2 == 0 {
+                    pool.acquire(4096).await.unwrap()
+                } else {
+                    match pool.try_acquire(4000) {
+                        Ok(buf) => buf,
+                        Err(PoolError::Budget { .. }) => {
+                            refused += 1;
+                            continue;
+                        }
+                        Err(other) => panic!("{other:?}"),
+                    }
+                };
+                let now = live.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                assert!(budget.used() <= BUFFERS * 4096);
+                tokio::task::yield_now().await;
+                live.fetch_sub(1, Ordering::SeqCst);
+                drop(buf);
+            }
+            refused
+        }));
+    }
+    let mut refused = 0;
+    for task in tasks {
+        refused += task.await.unwrap();
+    }
+    assert!(peak.load(Ordering::SeqCst) <= BUFFERS);
+    assert_eq!(pool.metrics().total.refused, refused);
+    assert_eq!(pool.metrics().total.outstanding_buffers, 0);
+    assert_eq!(budget.used(), 0);
+    assert!(budget.metrics().peak <= BUFFERS * 4096);
+}
+
+#[tokio::test]
+async fn a_cancelled_acquire_takes_nothing() {
+    let pool = BufPool::builder().max_outstanding_bytes(4096).build();
+    let held = pool.acquire(4096).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(20), pool.acquire(4096)).await;
+    assert!(waited.is_err());
+    drop(held);
+    let m = pool.metrics().total;
+    assert_eq!((m.acquired, m.outstanding_buffers), (1, 0));
+    assert_eq!(pool.budget().unwrap().used(), 0);
+}
+
+#[test]
+fn leak_report_names_the_acquisition_site() {
+    let pool = BufPool::builder().leak_tracking(LeakTracking::All).build();
+    let line = line!() + 1;
+    let held = pool.try_acquire(2000).unwrap();
+    drop(pool.try_acquire(10).unwrap()); // returned: not a leak
+    std::thread::sleep(Duration::from_millis(30));
+    let report = pool.leak_report(Duration::from_millis(20));
+    assert_eq!(report.outstanding_buffers, 1);
+    assert_eq!(report.leaks.len(), 1);
+    let leak = &report.leaks[0];
+    assert_eq!(
+        (leak.location.file(), leak.location.line()),
+        (file!(), line)
+    );
+    assert_eq!(leak.capacity, 4096);
+    assert!(leak.age >= Duration::from_millis(20));
+    assert!(leak.backtrace.is_none());
+    assert!(report.to_string().contains(&format!("{}:{line}", file!())));
+    assert!(pool.leak_report(Duration::from_secs(60)).leaks.is_empty());
+    drop(held);
+    assert!(pool.leak_report(Duration::ZERO).leaks.is_empty());
+}
+
+#[test]
+fn sampled_tracking_records_one_in_n_with_a_backtrace() {
+    let pool = BufPool::builder()
+        .leak_tracking(LeakTracking::Sampled(NonZeroU32::new(4).unwrap()))
+        .build();
+    let held: Vec<_> = (0..8).map(|_| pool.try_acquire(64).unwrap()).collect();
+    let report = pool.leak_report(Duration::ZERO);
+    assert_eq!(report.outstanding_buffers, 8);
+    assert_eq!(report.leaks.len(), 2);
+    assert!(report.leaks.iter().all(|leak| leak.backtrace.is_some()));
+    drop(held);
+}
+
+#[test]
+fn tracking_off_lists_nothing() {
+    let pool = BufPool::new();
+    let _held = pool.try_acquire(64).unwrap();
+    let report = pool.leak_report(Duration::ZERO);
+    assert_eq!((report.outstanding_buffers, report.leaks.len()), (1, 0));
+}
