@@ -51,6 +51,7 @@ impl std::ops::AddAssign for Counts {
 }
 
 /// Adds one to a counter that only the calling thread writes: a load and a store, no locked instruction.
+#[inline]
 pub(super) fn bump_owned(counter: &AtomicU64) {
     counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
@@ -78,6 +79,7 @@ impl SizeClass {
         }
     }
 
+    #[inline]
     pub(super) fn size(&self) -> usize {
         self.size
     }

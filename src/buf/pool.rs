@@ -69,7 +69,7 @@ pub(super) struct PoolInner {
     thread_cache_bytes: usize,
     /// std's futex-based mutex rather than parking_lot's: contention on it must not allocate parking_lot's
     /// process-wide table, which would outlive the pool (see `tests/pool_alloc.rs`).
-    caches: Mutex<Vec<Arc<CacheStats>>>,
+    caches: Mutex<Vec<CacheStats>>,
     budget: Option<MemoryBudget>,
     unpooled: Unpooled,
     refused: AtomicU64,
@@ -322,6 +322,7 @@ impl PoolInner {
         PoolError::Budget { capacity, source }
     }
 
+    #[inline]
     pub(super) fn classes(&self) -> &[SizeClass] {
         &self.classes
     }
@@ -330,10 +331,12 @@ impl PoolInner {
         self.classes.len()
     }
 
+    #[inline]
     pub(super) fn has_handles(&self) -> bool {
         self.handles.load(Ordering::Relaxed) > 0
     }
 
+    #[inline]
     pub(super) fn thread_cache_bytes(&self) -> usize {
         self.thread_cache_bytes
     }
@@ -390,20 +393,20 @@ impl PoolInner {
     }
 
     /// The registry holds plain counters, consistent whatever a panicking holder did, so poisoning is ignored.
-    fn lock_caches(&self) -> MutexGuard<'_, Vec<Arc<CacheStats>>> {
+    fn lock_caches(&self) -> MutexGuard<'_, Vec<CacheStats>> {
         self.caches.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn register_cache(&self, stats: Arc<CacheStats>) {
+    pub(super) fn register_cache(&self, stats: CacheStats) {
         self.lock_caches().push(stats);
     }
 
     /// Folds a retiring cache's counters into the shared ones, under the same lock `metrics` reads with, so a
     /// snapshot never counts them twice or not at all.
-    pub(super) fn retire_cache(&self, stats: &Arc<CacheStats>) {
+    pub(super) fn retire_cache(&self, stats: &CacheStats) {
         let mut caches = self.lock_caches();
         caches.retain(|registered| !Arc::ptr_eq(registered, stats));
-        for (class, counters) in self.classes.iter().zip(stats.classes.iter()) {
+        for (class, counters) in self.classes.iter().zip(stats.iter()) {
             class.shared.fold(counters.load());
         }
     }
@@ -428,15 +431,10 @@ impl PoolInner {
         if inner.thread_cache_bytes == 0 {
             return inner.give_back_shared(class, storage);
         }
-        let key = unit.as_ptr();
-        let mut returning = Some((storage, unit));
-        thread_cache::with_existing_cache(key, |cache| {
-            if let Some((storage, unit)) = returning.take() {
-                cache.put(class, storage, unit);
-            }
-        });
-        if let Some((storage, unit)) = returning {
-            unit.get().give_back_shared(class, storage);
+        // The unit keeps the pool alive until it is handed to a cache or dropped after the shared path.
+        match thread_cache::put_back(class, storage, unit) {
+            Ok(()) => {}
+            Err((storage, unit)) => unit.get().give_back_shared(class, storage),
         }
     }
 
@@ -465,7 +463,7 @@ impl PoolInner {
             .map(|(i, class)| {
                 let mut counts: Counts = class.shared.load();
                 for cache in caches.iter() {
-                    counts += cache.classes[i].load();
+                    counts += cache[i].load();
                 }
                 class_metrics(class, counts)
             })

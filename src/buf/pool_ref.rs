@@ -84,6 +84,7 @@ impl<T: Counted> PoolRef<T> {
     }
 
     /// Releases units above `keep` to the shared count. `keep` must be at least 1: this reference stays usable.
+    #[inline]
     pub(super) fn release_above(&mut self, keep: usize) {
         debug_assert!(keep >= 1);
         if self.units > keep {

@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 
-use super::pool::{PoolInner, UNPOOLED};
+use super::pool::PoolInner;
 use super::pool_ref::Unit;
 
 /// A fixed-capacity buffer from a [`BufPool`](super::BufPool).
@@ -26,14 +26,16 @@ use super::pool_ref::Unit;
 /// buf.put_u32(7);
 /// assert_eq!(&buf[..], &[0, 0, 0, 7]);
 /// ```
+///
+/// The struct is kept to six words: `freeze` moves all of it into the box that `Bytes::from_owner` allocates.
 pub struct PooledBuf {
     /// Always fully initialised (zeroed when allocated), so writing needs no `unsafe`.
     storage: Box<[u8]>,
     filled: usize,
     /// This buffer's unit of the pool's reference count; `None` only while being dropped.
     home: Option<Unit<PoolInner>>,
-    /// Index of the size class, or `UNPOOLED` (as `u32`). Kept small: `freeze` boxes this whole struct.
-    class: u32,
+    /// Index of the size class, or `UNPOOLED`.
+    class: usize,
     /// 0 when leak tracking did not record this buffer.
     leak_id: u64,
 }
@@ -50,7 +52,7 @@ impl PooledBuf {
             storage,
             filled: 0,
             home: Some(home),
-            class: u32::try_from(class).unwrap_or(u32::MAX),
+            class,
             leak_id,
         }
     }
@@ -150,12 +152,7 @@ impl Drop for PooledBuf {
     fn drop(&mut self) {
         let storage = std::mem::take(&mut self.storage);
         if let Some(unit) = self.home.take() {
-            let class = if self.class == u32::MAX {
-                UNPOOLED
-            } else {
-                self.class as usize
-            };
-            PoolInner::give_back(unit, class, storage, self.leak_id);
+            PoolInner::give_back(unit, self.class, storage, self.leak_id);
         }
     }
 }

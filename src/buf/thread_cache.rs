@@ -11,7 +11,7 @@
 use std::cell::RefCell;
 
 use crate::loom::atomic::Ordering;
-use crate::loom::Arc;
+use std::sync::Arc;
 
 use super::class::{bump_owned, Counters};
 use super::pool::PoolInner;
@@ -27,17 +27,15 @@ thread_local! {
     static CACHES: RefCell<Vec<ThreadCache>> = const { RefCell::new(Vec::new()) };
 }
 
-/// The counters of one cache, readable by `metrics()` from any thread.
-pub(super) struct CacheStats {
-    pub(super) classes: Box<[Counters]>,
-}
+/// The per-class counters of one cache, readable by `metrics()` from any thread.
+pub(super) type CacheStats = Arc<[Counters]>;
 
 pub(super) struct ThreadCache {
     pool: PoolRef<PoolInner>,
     idle: Box<[Vec<Box<[u8]>>]>,
     idle_bytes: usize,
     quota: usize,
-    stats: Arc<CacheStats>,
+    stats: CacheStats,
 }
 
 /// Runs `f` with this thread's cache for `pool`, creating the cache if there is none yet.
@@ -61,20 +59,25 @@ pub(super) fn with_cache<R>(
         .flatten()
 }
 
-/// Runs `f` with this thread's cache for the pool at `key`, if the thread has one. Never creates a cache, so that
-/// threads which only release buffers (writer tasks, say) do not hoard idle storage.
-pub(super) fn with_existing_cache<R>(
-    key: *const PoolInner,
-    f: impl FnOnce(&mut ThreadCache) -> R,
-) -> Option<R> {
-    CACHES
-        .try_with(|caches| {
-            let mut caches = caches.try_borrow_mut().ok()?;
-            let cache = caches.iter_mut().find(|c| c.pool.points_to(key))?;
-            Some(f(cache))
-        })
-        .ok()
-        .flatten()
+/// Hands a buffer's block and unit to this thread's cache for their pool, or gives them back if the thread has no
+/// cache for it. Never creates a cache, so that threads which only release buffers (writer tasks, say) do not
+/// hoard idle storage.
+#[inline]
+pub(super) fn put_back(
+    class: usize,
+    block: Box<[u8]>,
+    unit: Unit<PoolInner>,
+) -> Result<(), (Box<[u8]>, Unit<PoolInner>)> {
+    let key = unit.as_ptr();
+    let mut returning = Some((block, unit));
+    let _no_cache_here = CACHES.try_with(|caches| {
+        let mut caches = caches.try_borrow_mut().ok()?;
+        let cache = caches.iter_mut().find(|c| c.pool.points_to(key))?;
+        let (block, unit) = returning.take()?;
+        cache.put(class, block, unit);
+        Some(())
+    });
+    returning.map_or(Ok(()), Err)
 }
 
 fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<usize> {
@@ -88,11 +91,7 @@ fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<us
     if quota == 0 || !inner.claim_retained(quota) {
         return None;
     }
-    let stats = Arc::new(CacheStats {
-        classes: (0..inner.class_count())
-            .map(|_| Counters::default())
-            .collect(),
-    });
+    let stats: CacheStats = (0..inner.class_count()).map(|_| Counters::default()).collect();
     inner.register_cache(stats.clone());
     caches.push(ThreadCache {
         pool: pool.clone_one(),
@@ -108,7 +107,7 @@ impl ThreadCache {
     /// A block of `class` and the reference unit the buffer will carry.
     #[inline]
     pub(super) fn take(&mut self, class: usize) -> (Box<[u8]>, Unit<PoolInner>) {
-        let counters = &self.stats.classes[class];
+        let counters = &self.stats[class];
         bump_owned(&counters.acquired);
         let block = match self.idle[class].pop() {
             Some(block) => {
@@ -134,7 +133,7 @@ impl ThreadCache {
     /// Takes a buffer's block and reference unit back.
     #[inline]
     pub(super) fn put(&mut self, class: usize, block: Box<[u8]>, unit: Unit<PoolInner>) {
-        let counters = &self.stats.classes[class];
+        let counters = &self.stats[class];
         bump_owned(&counters.returned);
         self.pool.absorb(unit);
         self.pool.release_above(2 * UNIT_BATCH);
