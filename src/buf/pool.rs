@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::budget::{BudgetError, MemoryBudget};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
-use crate::loom::Arc;
 
 use super::class::{bump_shared, Counts, SizeClass};
 use super::leak::{LeakReport, LeakTracker, LeakTracking};
@@ -405,7 +404,7 @@ impl PoolInner {
     /// snapshot never counts them twice or not at all.
     pub(super) fn retire_cache(&self, stats: &CacheStats) {
         let mut caches = self.lock_caches();
-        caches.retain(|registered| !Arc::ptr_eq(registered, stats));
+        caches.retain(|registered| !std::sync::Arc::ptr_eq(registered, stats));
         for (class, counters) in self.classes.iter().zip(stats.iter()) {
             class.shared.fold(counters.load());
         }
