@@ -19,7 +19,9 @@ pub struct ClassMetrics {
     pub hits: u64,
     /// Acquisitions that had to allocate.
     pub misses: u64,
-    /// The most buffers of this class outstanding at once.
+    /// The most buffers of this class seen outstanding at once. Sampled, not tracked per acquire (that would put
+    /// a shared counter on the fast path): updated whenever a snapshot is taken. Use a budget's `peak` for an
+    /// exact high-water mark in bytes.
     pub peak_outstanding_buffers: u64,
 }
 
@@ -35,7 +37,8 @@ pub struct PoolTotals {
     pub outstanding_buffers: u64,
     /// Capacity of the outstanding buffers, in bytes.
     pub outstanding_bytes: usize,
-    /// The most bytes outstanding at once.
+    /// The most bytes seen outstanding at once, sampled at every allocation and every snapshot. Growth served from
+    /// idle storage between two samples is not seen; a budget's `peak` is exact.
     pub peak_outstanding_bytes: usize,
     /// Idle bytes kept for reuse.
     pub retained_bytes: usize,
