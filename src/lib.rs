@@ -70,3 +70,4 @@ pub mod buf;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use buf::{BufPool, PoolError, PooledBuf};
+pub mod watermark;
