@@ -287,7 +287,10 @@ impl<T> Shared<T> {
     }
 
     pub(crate) fn subscribe_writability(&self) -> watch::Receiver<bool> {
-        self.observe.subscribe()
+        let _clock = self.clock.lock();
+        let watch = self.observe.subscribe();
+        self.publish(self.level.is_writable());
+        watch
     }
 
     /// Re-applies live limits; wakes waiters if the queue turned writable.
@@ -315,6 +318,14 @@ impl<T> Shared<T> {
             }
             _ => {}
         }
+        // Publishing wakes through several locks even with no watcher, so skip it then; `subscribe_writability`
+        // catches the value up under the same lock before anyone can watch.
+        if self.observe.receiver_count() > 0 {
+            self.publish(writable);
+        }
+    }
+
+    fn publish(&self, writable: bool) {
         self.observe.send_if_modified(|published| {
             let changed = *published != writable;
             *published = writable;

@@ -130,7 +130,8 @@ pub struct WriterReport {
 
 struct Watchdog {
     reason: watch::Receiver<Option<CloseReason>>,
-    writability: watch::Receiver<bool>,
+    /// Only with eviction: each flip moves the deadline. Without it nobody needs the writer woken on flips.
+    writability: Option<watch::Receiver<bool>>,
     evict_after: Option<Duration>,
     stall_timeout: Option<Duration>,
 }
@@ -157,7 +158,7 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
         let (tx, rx) = channel(config);
         let watchdog = Watchdog {
             reason: rx.shared().subscribe_reason(),
-            writability: rx.shared().subscribe_writability(),
+            writability: evict_after.map(|_| rx.shared().subscribe_writability()),
             evict_after,
             stall_timeout,
         };
@@ -341,7 +342,7 @@ where
                 }
             }
             // A flip moves the eviction deadline: go round and recompute it.
-            _ = dog.writability.changed() => {}
+            _ = writability_changed(&mut dog.writability) => {}
             () = sleep_until_some(evict_at) => {
                 return Err(CloseReason::Evicted { after: dog.evict_after.unwrap_or_default() });
             }
@@ -349,6 +350,14 @@ where
                 return Err(CloseReason::Stalled { timeout: dog.stall_timeout.unwrap_or_default() });
             }
         }
+    }
+}
+
+async fn writability_changed(watch: &mut Option<watch::Receiver<bool>>) {
+    match watch {
+        // The sender half lives in the queue's state, which this writer keeps alive: `changed` cannot fail.
+        Some(watch) => drop(watch.changed().await),
+        None => std::future::pending().await,
     }
 }
 
