@@ -115,6 +115,8 @@ pub struct WatermarkWriter<W> {
     batch: VecDeque<Bytes>,
     front_written: usize,
     staging: Vec<u8>,
+    /// Bytes were written since the last flush.
+    unflushed: bool,
     watchdog: Watchdog,
 }
 
@@ -168,6 +170,7 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
             batch: VecDeque::new(),
             front_written: 0,
             staging: Vec::new(),
+            unflushed: false,
             watchdog,
         };
         (tx, writer)
@@ -218,7 +221,9 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     async fn drain(&mut self) -> Result<(), CloseReason> {
         loop {
             if self.batch.is_empty() {
-                guard(&mut self.watchdog, self.rx.shared(), self.io.flush()).await?;
+                if std::mem::take(&mut self.unflushed) {
+                    guard(&mut self.watchdog, self.rx.shared(), self.io.flush()).await?;
+                }
                 let more = poll_fn(|cx| self.rx.poll_take(cx, &mut self.batch)).await;
                 if self.rx.shared().is_aborted() {
                     return Err(CloseReason::Aborted);
@@ -238,6 +243,7 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
                 let write = write_batch(&mut self.io, &self.batch, self.front_written, &mut self.staging);
                 guard(&mut self.watchdog, self.rx.shared(), write).await?
             };
+            self.unflushed = true;
             self.advance(written);
         }
     }
