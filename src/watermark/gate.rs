@@ -57,7 +57,7 @@ impl Gate {
                     slab.slots.len() - 1
                 });
                 slab.slots[index].used = true;
-                self.registered.fetch_add(1, Ordering::SeqCst);
+                self.registered.fetch_add(1, Ordering::AcqRel);
                 *key = Some(index);
                 index
             }
@@ -81,13 +81,16 @@ impl Gate {
             let mut slab = self.slab.lock();
             slab.slots[index] = Slot::default();
             slab.free.push(index);
-            self.registered.fetch_sub(1, Ordering::SeqCst);
+            self.registered.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
     /// Wakes every registered task. Call after changing the state the tasks wait on.
     pub(crate) fn wake_all(&self) {
-        if self.registered.load(Ordering::SeqCst) == 0 {
+        // A read-modify-write, not a load: if it comes before a waiter's registration in the counter's order, the
+        // waiter's increment reads from it and so sees the state change made before this call (acquire/release on
+        // the same location). A plain load would need a store-load (SeqCst) argument that loom cannot check.
+        if self.registered.fetch_add(0, Ordering::AcqRel) == 0 {
             return;
         }
         let wakers: Vec<Waker> = {
