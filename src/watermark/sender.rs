@@ -114,7 +114,9 @@ impl<T: Weight> Sender<T> {
         };
         let mut item = item;
         loop {
-            self.room_for(weight).await;
+            if !self.has_room_for(weight) {
+                self.room_for(weight).await;
+            }
             match self.shared.try_push(item, weight, reservation.take()) {
                 // Another sender took the room first (or the limits changed): wait again. The grant went back to
                 // the budget with the error, so take it again.
@@ -130,6 +132,14 @@ impl<T: Weight> Sender<T> {
                 other => return other,
             }
         }
+    }
+
+    /// Whether a send of `weight` can go ahead now (or fail at once because the queue is closed).
+    fn has_room_for(&self, weight: usize) -> bool {
+        let shared = &*self.shared;
+        shared.is_closed()
+            || (shared.level.is_writable()
+                && shared.level.bytes() + weight <= shared.limits.get().hard())
     }
 
     /// Waits until the queue is writable with room for `weight` under the hard cap, or closed.
