@@ -46,7 +46,8 @@ fn channel_1p1c(c: &mut Criterion) {
     group.bench_function("tidegate", |b| {
         b.to_async(&rt).iter(|| async {
             let limits = Limits::new(32 * 1024, 64 * 1024, 64 * 1024);
-            let (tx, mut rx) = watermark::channel::<Bytes>(Config::builder().limits(limits).build());
+            let (tx, mut rx) =
+                watermark::channel::<Bytes>(Config::builder().limits(limits).build());
             let consumer = tokio::spawn(async move {
                 let mut bytes = 0;
                 while let Some(item) = rx.recv().await {
@@ -89,7 +90,11 @@ struct Counting {
 }
 
 impl AsyncWrite for Counting {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.bytes += buf.len() as u64;
         self.calls += 1;
         Poll::Ready(Ok(buf.len()))
@@ -164,7 +169,13 @@ async fn tidegate_frames(payload: &'static [u8], frames: u64, framing: Framing) 
     task.await.unwrap().metrics.sent_bytes
 }
 
-fn write_frames(c: &mut Criterion, group_name: &str, payload: &'static [u8], frames: u64, framing: Framing) {
+fn write_frames(
+    c: &mut Criterion,
+    group_name: &str,
+    payload: &'static [u8],
+    frames: u64,
+    framing: Framing,
+) {
     let rt = runtime();
     let mut group = c.benchmark_group(group_name);
     group.throughput(Throughput::Bytes(frames * payload.len() as u64));
@@ -192,7 +203,13 @@ fn write_frames_64b(c: &mut Criterion) {
 
 fn write_frames_16k(c: &mut Criterion) {
     let frames = if benching() { 2_000 } else { 50 };
-    write_frames(c, "write_frames_16k", &PAYLOAD_16K, frames, Framing::ZeroCopy);
+    write_frames(
+        c,
+        "write_frames_16k",
+        &PAYLOAD_16K,
+        frames,
+        Framing::ZeroCopy,
+    );
 }
 
 criterion_group!(benches, channel_1p1c, write_frames_64b, write_frames_16k);

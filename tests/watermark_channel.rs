@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tidegate::watermark::{self, CloseReason, Config, Limits, Receiver, SendError, Sender, WatermarkMetrics};
+use tidegate::watermark::{
+    self, CloseReason, Config, Limits, Receiver, SendError, Sender, WatermarkMetrics,
+};
 use tidegate::{BudgetError, MemoryBudget};
 
 fn assert_send_sync<T: Send + Sync>() {}
@@ -23,7 +25,11 @@ fn handles_are_send_and_sync() {
 }
 
 fn channel(low: usize, high: usize, hard: usize) -> (Sender<Vec<u8>>, Receiver<Vec<u8>>) {
-    watermark::channel(Config::builder().limits(Limits::new(low, high, hard)).build())
+    watermark::channel(
+        Config::builder()
+            .limits(Limits::new(low, high, hard))
+            .build(),
+    )
 }
 
 #[tokio::test]
@@ -56,16 +62,28 @@ async fn the_hard_cap_refuses_and_returns_the_item() {
     let (tx, _rx) = channel(10, 20, 40);
     tx.try_send(vec![1; 35]).unwrap();
     match tx.try_send(vec![2; 6]) {
-        Err(SendError::Full { item, weight: 6, queued: 35, hard: 40 }) => assert_eq!(item, vec![2; 6]),
+        Err(SendError::Full {
+            item,
+            weight: 6,
+            queued: 35,
+            hard: 40,
+        }) => assert_eq!(item, vec![2; 6]),
         other => panic!("expected Full, got {other:?}"),
     }
     tx.try_send(vec![3; 5]).unwrap(); // exactly hard
     match tx.send(vec![4; 41]).await {
-        Err(SendError::TooLarge { item, weight: 41, hard: 40 }) => assert_eq!(item.len(), 41),
+        Err(SendError::TooLarge {
+            item,
+            weight: 41,
+            hard: 40,
+        }) => assert_eq!(item.len(), 41),
         other => panic!("expected TooLarge, got {other:?}"),
     }
     let m = tx.metrics();
-    assert_eq!((m.queued_bytes, m.queued_items, m.peak_bytes, m.refused), (40, 2, 40, 2));
+    assert_eq!(
+        (m.queued_bytes, m.queued_items, m.peak_bytes, m.refused),
+        (40, 2, 40, 2)
+    );
 }
 
 #[tokio::test]
@@ -80,7 +98,15 @@ async fn the_budget_is_charged_for_queued_bytes_and_refusals_return_the_item() {
     tx.try_send(vec![0; 30]).unwrap();
     assert_eq!(budget.used(), 90);
     match tx.try_send(vec![9; 20]) {
-        Err(SendError::OverBudget { item, error: BudgetError::Exhausted { requested: 20, used: 90, limit: 100 } }) => {
+        Err(SendError::OverBudget {
+            item,
+            error:
+                BudgetError::Exhausted {
+                    requested: 20,
+                    used: 90,
+                    limit: 100,
+                },
+        }) => {
             assert_eq!(item, vec![9; 20])
         }
         other => panic!("expected OverBudget, got {other:?}"),
@@ -178,11 +204,16 @@ async fn raising_the_marks_live_wakes_waiting_senders() {
 
 #[tokio::test]
 async fn the_sink_forwards_a_stream_with_backpressure() {
-    let (tx, mut rx) = watermark::channel::<Bytes>(Config::builder().limits(Limits::new(64, 128, 256)).build());
+    let (tx, mut rx) =
+        watermark::channel::<Bytes>(Config::builder().limits(Limits::new(64, 128, 256)).build());
     let producer = tokio::spawn(async move {
         let mut sink = tx;
-        let items = futures_util::stream::iter((0..1000u32).map(|i| Ok(Bytes::from(i.to_be_bytes().to_vec()))));
-        sink.send_all(&mut items.boxed()).await.map_err(|e| e.to_string())
+        let items = futures_util::stream::iter(
+            (0..1000u32).map(|i| Ok(Bytes::from(i.to_be_bytes().to_vec()))),
+        );
+        sink.send_all(&mut items.boxed())
+            .await
+            .map_err(|e| e.to_string())
     });
     let mut next = 0u32;
     while let Some(item) = rx.recv().await {
@@ -200,8 +231,18 @@ async fn closing_and_dropping_report_the_reason() {
     tx.try_send(vec![1]).unwrap();
     tx.close();
     assert!(matches!(tx.closed().await, CloseReason::Closed));
-    assert!(matches!(tx.send(vec![2]).await, Err(SendError::Closed { reason: CloseReason::Closed, .. })));
-    assert_eq!(rx.try_recv().unwrap(), Some(vec![1]), "queued items are still delivered");
+    assert!(matches!(
+        tx.send(vec![2]).await,
+        Err(SendError::Closed {
+            reason: CloseReason::Closed,
+            ..
+        })
+    ));
+    assert_eq!(
+        rx.try_recv().unwrap(),
+        Some(vec![1]),
+        "queued items are still delivered"
+    );
     assert!(matches!(rx.try_recv(), Err(CloseReason::Closed)));
     assert_eq!(rx.recv().await, None);
 
@@ -222,7 +263,15 @@ async fn abort_drops_what_the_receiver_holds_too() {
     tx.abort();
     assert_eq!(rx.recv().await, None);
     let m = tx.metrics();
-    assert_eq!((m.delivered_items, m.undelivered_items, m.undelivered_bytes, m.queued_bytes), (1, 3, 6, 0));
+    assert_eq!(
+        (
+            m.delivered_items,
+            m.undelivered_items,
+            m.undelivered_bytes,
+            m.queued_bytes
+        ),
+        (1, 3, 6, 0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

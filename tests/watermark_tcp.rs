@@ -18,7 +18,10 @@ async fn small_buffer_pair() -> (TcpStream, TcpStream) {
     let listener: TcpListener = listener.listen(1).unwrap();
     let client = TcpSocket::new_v4().unwrap();
     client.set_send_buffer_size(4096).unwrap();
-    let (client, accepted) = tokio::join!(client.connect(listener.local_addr().unwrap()), listener.accept());
+    let (client, accepted) = tokio::join!(
+        client.connect(listener.local_addr().unwrap()),
+        listener.accept()
+    );
     (client.unwrap(), accepted.unwrap().0)
 }
 
@@ -63,8 +66,15 @@ async fn stalled_peer_stops_the_queue_at_the_hard_cap_and_send_resumes_after_dra
     let accepted = fill_until_refused(&tx).await;
     let queued = tx.pending_bytes();
     assert!(queued <= limits.hard(), "queue {queued} over the hard cap");
-    assert!(queued > limits.hard() - FRAME, "queue {queued} should be full to within one frame");
-    assert_eq!(budget.used(), queued, "the budget is charged exactly the queued bytes");
+    assert!(
+        queued > limits.hard() - FRAME,
+        "queue {queued} should be full to within one frame"
+    );
+    assert_eq!(
+        budget.used(),
+        queued,
+        "the budget is charged exactly the queued bytes"
+    );
     assert!(!tx.is_writable());
     assert!(!*writability.borrow_and_update());
     let m = tx.metrics();
@@ -79,7 +89,10 @@ async fn stalled_peer_stops_the_queue_at_the_hard_cap_and_send_resumes_after_dra
         async move { tx.send(frame(2)).await.map_err(|e| e.to_string()) }
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(!waiting.is_finished(), "send must wait while the queue is unwritable");
+    assert!(
+        !waiting.is_finished(),
+        "send must wait while the queue is unwritable"
+    );
 
     // The peer reads again: the queue drains to low, turns writable, and the send goes through.
     let reader = tokio::spawn(async move {
@@ -124,21 +137,33 @@ async fn a_peer_that_stays_stalled_is_evicted_and_every_sender_learns_it() {
     let accepted = fill_until_refused(&tx).await as u64;
     assert!(!tx.is_writable());
     let report = task.await.unwrap();
-    assert!(matches!(report.reason, CloseReason::Evicted { after } if after == Duration::from_millis(500)));
+    assert!(
+        matches!(report.reason, CloseReason::Evicted { after } if after == Duration::from_millis(500))
+    );
     for watcher in watchers {
-        assert!(matches!(watcher.await.unwrap(), CloseReason::Evicted { .. }));
+        assert!(matches!(
+            watcher.await.unwrap(),
+            CloseReason::Evicted { .. }
+        ));
     }
     let m = report.metrics;
     assert!(m.evicted);
     assert!(m.time_unwritable >= Duration::from_millis(500));
     assert_eq!(m.accepted_items, accepted);
-    assert_eq!(m.delivered_items + m.undelivered_items, accepted, "every accepted frame is accounted for");
+    assert_eq!(
+        m.delivered_items + m.undelivered_items,
+        accepted,
+        "every accepted frame is accounted for"
+    );
     assert!(m.undelivered_items > 0);
     assert_eq!(m.undelivered_bytes, m.undelivered_items * FRAME as u64);
     assert_eq!((m.queued_bytes, m.queued_items), (0, 0));
     assert_eq!(budget.used(), 0, "eviction gives the budget back");
     match tx.try_send(frame(3)) {
-        Err(SendError::Closed { item, reason: CloseReason::Evicted { .. } }) => assert_eq!(item.len(), FRAME),
+        Err(SendError::Closed {
+            item,
+            reason: CloseReason::Evicted { .. },
+        }) => assert_eq!(item.len(), FRAME),
         other => panic!("expected Closed(Evicted), got {other:?}"),
     }
 }

@@ -79,7 +79,11 @@ impl Mock {
 }
 
 impl AsyncWrite for Mock {
-    fn poll_write(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write(&[buf])
     }
 
@@ -124,7 +128,11 @@ async fn partial_writes_resume_where_they_stopped() {
     let log = log.lock().unwrap();
     assert_eq!(log.written, b"helloworld!!");
     assert_eq!(log.calls, 4, "3 + 1 + 4 bytes, then the rest in one call");
-    assert_eq!(log.slices_per_call, [3, 3, 3, 2], "every call carries every unwritten frame");
+    assert_eq!(
+        log.slices_per_call,
+        [3, 3, 3, 2],
+        "every call carries every unwritten frame"
+    );
     assert_eq!((log.flushes, log.shutdowns), (1, 1));
     let m = report.metrics;
     assert_eq!((m.sent_bytes, m.writes, m.delivered_items), (12, 4, 3));
@@ -146,7 +154,10 @@ async fn a_zero_length_write_fails_with_write_zero_and_reports_exact_losses() {
     assert_eq!(err.kind(), io::ErrorKind::WriteZero);
     assert_eq!(log.lock().unwrap().written, b"aaaabb");
     let m = report.metrics;
-    assert_eq!((m.delivered_items, m.undelivered_items, m.undelivered_bytes), (1, 2, 8));
+    assert_eq!(
+        (m.delivered_items, m.undelivered_items, m.undelivered_bytes),
+        (1, 2, 8)
+    );
     assert_eq!(m.sent_bytes, 6);
     assert!(matches!(other.closed().await, CloseReason::Io(_)));
     let refused = other.try_send(b("late")).unwrap_err();
@@ -164,7 +175,10 @@ async fn an_error_mid_batch_drops_the_rest_and_counts_it() {
     let report = writer.run().await;
     assert!(matches!(&report.reason, CloseReason::Io(e) if e.kind() == io::ErrorKind::BrokenPipe));
     let m = report.metrics;
-    assert_eq!((m.delivered_items, m.undelivered_items, m.undelivered_bytes), (1, 3, 10));
+    assert_eq!(
+        (m.delivered_items, m.undelivered_items, m.undelivered_bytes),
+        (1, 3, 10)
+    );
     assert_eq!((m.queued_items, m.queued_bytes), (0, 0));
     assert!(matches!(tx.closed().await, CloseReason::Io(_)));
 }
@@ -204,7 +218,11 @@ async fn abort_with_frames_in_flight_drops_them_all_and_counts_them() {
     assert_eq!((m.accepted_items, m.delivered_items), (4, 0));
     assert_eq!((m.undelivered_items, m.undelivered_bytes), (4, 16));
     assert_eq!((m.queued_items, m.queued_bytes, m.sent_bytes), (0, 0, 2));
-    assert_eq!(log.lock().unwrap().shutdowns, 0, "an abort does not shut the stream down");
+    assert_eq!(
+        log.lock().unwrap().shutdowns,
+        0,
+        "an abort does not shut the stream down"
+    );
     assert!(matches!(tx.closed().await, CloseReason::Aborted));
 }
 
@@ -218,7 +236,13 @@ async fn abort_before_the_writer_runs_drops_the_queue() {
     tx.abort();
     let report = writer.run().await;
     assert!(matches!(report.reason, CloseReason::Aborted));
-    assert_eq!((report.metrics.undelivered_items, report.metrics.undelivered_bytes), (5, 25));
+    assert_eq!(
+        (
+            report.metrics.undelivered_items,
+            report.metrics.undelivered_bytes
+        ),
+        (5, 25)
+    );
     assert_eq!(log.lock().unwrap().calls, 0);
 }
 
@@ -232,7 +256,13 @@ async fn close_waits_for_queued_frames_then_shuts_down() {
     tx.close();
     assert!(matches!(tx.closed().await, CloseReason::Closed));
     let refused = tx.try_send(b("late")).unwrap_err();
-    assert!(matches!(refused, SendError::Closed { reason: CloseReason::Closed, .. }));
+    assert!(matches!(
+        refused,
+        SendError::Closed {
+            reason: CloseReason::Closed,
+            ..
+        }
+    ));
     let report = task.await.unwrap();
     assert!(report.reason.is_graceful());
     assert_eq!(report.metrics.delivered_items, 2);
@@ -249,7 +279,9 @@ async fn a_write_that_stalls_past_the_timeout_fails() {
     tx.try_send(b("stuck")).unwrap();
     let started = tokio::time::Instant::now();
     let report = writer.run().await;
-    assert!(matches!(report.reason, CloseReason::Stalled { timeout } if timeout == Duration::from_secs(5)));
+    assert!(
+        matches!(report.reason, CloseReason::Stalled { timeout } if timeout == Duration::from_secs(5))
+    );
     assert!(started.elapsed() >= Duration::from_secs(5));
     assert_eq!(report.metrics.undelivered_items, 1);
 }
@@ -265,7 +297,10 @@ async fn streams_without_vectored_writes_get_small_frames_coalesced() {
     let report = writer.run().await;
     assert_eq!(report.metrics.sent_bytes, 1000);
     let log = log.lock().unwrap();
-    assert_eq!(log.calls, 1, "1000 bytes of small frames fit one coalesced write");
+    assert_eq!(
+        log.calls, 1,
+        "1000 bytes of small frames fit one coalesced write"
+    );
     let expected: Vec<u8> = (0..100u8).flat_map(|i| [i; 10]).collect();
     assert_eq!(log.written, expected);
 }
@@ -279,9 +314,17 @@ async fn framed_sender_encodes_and_batches_messages() {
     framed.feed(b("ab")).await.unwrap();
     framed.feed(b("cde")).await.unwrap();
     assert_eq!(framed.buffered_bytes(), 4 + 2 + 4 + 3);
-    assert_eq!(framed.sender().metrics().accepted_items, 0, "fed frames wait in the buffer");
+    assert_eq!(
+        framed.sender().metrics().accepted_items,
+        0,
+        "fed frames wait in the buffer"
+    );
     framed.flush().await.unwrap();
-    assert_eq!(framed.sender().metrics().accepted_items, 1, "one queue item for both frames");
+    assert_eq!(
+        framed.sender().metrics().accepted_items,
+        1,
+        "one queue item for both frames"
+    );
     framed.sender().close();
     task.await.unwrap();
     assert_eq!(log.lock().unwrap().written, b"\0\0\0\x02ab\0\0\0\x03cde");

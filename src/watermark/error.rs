@@ -37,7 +37,9 @@ pub enum SendError<T> {
         hard: usize,
     },
     /// The item is heavier than the hard cap itself, so it can never be queued.
-    #[error("an item of {weight} bytes can never fit under the watermark hard cap of {hard} bytes")]
+    #[error(
+        "an item of {weight} bytes can never fit under the watermark hard cap of {hard} bytes"
+    )]
     TooLarge {
         /// The refused item.
         item: T,

@@ -95,7 +95,10 @@ impl Gate {
         }
         let wakers: Vec<Waker> = {
             let mut slab = self.slab.lock();
-            slab.slots.iter_mut().filter_map(|s| s.waker.take()).collect()
+            slab.slots
+                .iter_mut()
+                .filter_map(|s| s.waker.take())
+                .collect()
         };
         wakers.into_iter().for_each(Waker::wake);
     }

@@ -114,14 +114,30 @@ mod tests {
     fn hysteresis_flips_above_high_and_back_at_low() {
         let limits = Limits::new(10, 20, 30);
         let level = Level::new();
-        assert!(!level.try_add(20, &limits).unwrap().flipped, "at high is still writable");
+        assert!(
+            !level.try_add(20, &limits).unwrap().flipped,
+            "at high is still writable"
+        );
         assert!(level.try_add(1, &limits).unwrap().flipped);
         assert!(!level.is_writable());
-        assert!(!level.sub(5, &limits).flipped, "16 bytes: between the marks stays unwritable");
+        assert!(
+            !level.sub(5, &limits).flipped,
+            "16 bytes: between the marks stays unwritable"
+        );
         assert!(!level.is_writable());
-        assert_eq!(level.sub(6, &limits), Change { bytes: 10, flipped: true });
+        assert_eq!(
+            level.sub(6, &limits),
+            Change {
+                bytes: 10,
+                flipped: true
+            }
+        );
         assert!(level.is_writable());
-        assert_eq!(level.try_add(21, &limits), Err(10), "31 bytes would pass hard");
+        assert_eq!(
+            level.try_add(21, &limits),
+            Err(10),
+            "31 bytes would pass hard"
+        );
         assert_eq!(level.bytes(), 10);
     }
 
@@ -131,7 +147,10 @@ mod tests {
         level.try_add(15, &Limits::new(10, 20, 30)).unwrap();
         assert!(level.relimit(&Limits::new(5, 12, 30)));
         assert!(!level.is_writable());
-        assert!(!level.relimit(&Limits::new(12, 14, 30)), "15 > low: stays unwritable");
+        assert!(
+            !level.relimit(&Limits::new(12, 14, 30)),
+            "15 > low: stays unwritable"
+        );
         assert!(level.relimit(&Limits::new(15, 20, 30)));
         assert!(level.is_writable());
     }

@@ -23,9 +23,12 @@ impl Model {
     fn send(&self, weight: usize) {
         let mut key = None;
         block_on(poll_fn(|cx| {
-            self.gate.poll_wait(cx, &mut key, || self.level.is_writable())
+            self.gate
+                .poll_wait(cx, &mut key, || self.level.is_writable())
         }));
-        self.level.try_add(weight, &self.limits).expect("fits under hard");
+        self.level
+            .try_add(weight, &self.limits)
+            .expect("fits under hard");
     }
 
     /// What the receiver does: release `total` bytes one at a time, waking senders on a flip.
@@ -69,7 +72,10 @@ fn loom_waiting_senders_are_woken_by_the_drain() {
         }
         m.drain(2);
         assert_eq!(m.level.bytes(), 0);
-        assert!(m.level.is_writable(), "an empty queue must not stay unwritable");
+        assert!(
+            m.level.is_writable(),
+            "an empty queue must not stay unwritable"
+        );
     });
 }
 

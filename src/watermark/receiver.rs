@@ -94,10 +94,11 @@ impl<T> Receiver<T> {
         if self.stash.is_empty() && self.shared.try_take(&mut self.stash) == Some(false) {
             return Err(self.reason());
         }
-        Ok(self.stash.pop_front().map(|item| {
-            self.shared.release(1, self.shared.weigh(&item));
-            item
-        }))
+        let item = self.stash.pop_front();
+        if let Some(item) = &item {
+            self.shared.release(1, self.shared.weigh(item));
+        }
+        Ok(item)
     }
 
     /// Waits for at least one item, then moves up to `max_items` items weighing up to `max_bytes` into `buf` (the
@@ -107,7 +108,12 @@ impl<T> Receiver<T> {
     /// # Cancel safety
     ///
     /// Cancel-safe: items are moved only in the poll that returns.
-    pub async fn recv_many(&mut self, buf: &mut Vec<T>, max_items: usize, max_bytes: usize) -> usize {
+    pub async fn recv_many(
+        &mut self,
+        buf: &mut Vec<T>,
+        max_items: usize,
+        max_bytes: usize,
+    ) -> usize {
         if max_items == 0 {
             return 0;
         }

@@ -154,8 +154,9 @@ impl<T: Weight> Sender<T> {
             if !shared.level.is_writable() {
                 return writable.poll(cx, || shared.is_closed() || shared.level.is_writable());
             }
-            let fits =
-                || shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard();
+            let fits = || {
+                shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard()
+            };
             space.poll(cx, fits)
         })
         .await;
@@ -186,7 +187,8 @@ impl<T: Weight> Sender<T> {
     pub async fn writable(&self) {
         let shared = &*self.shared;
         let mut registration = Registration::new(&shared.writable);
-        poll_fn(|cx| registration.poll(cx, || shared.is_closed() || shared.level.is_writable())).await;
+        poll_fn(|cx| registration.poll(cx, || shared.is_closed() || shared.level.is_writable()))
+            .await;
     }
 
     /// Bytes queued now (including items the receiver has taken but not yet delivered).

@@ -136,7 +136,12 @@ impl<T> Shared<T> {
                 return Err(if weight > hard {
                     SendError::TooLarge { item, weight, hard }
                 } else {
-                    SendError::Full { item, weight, queued, hard }
+                    SendError::Full {
+                        item,
+                        weight,
+                        queued,
+                        hard,
+                    }
                 });
             }
         };
@@ -241,8 +246,12 @@ impl<T> Shared<T> {
         if count == 0 {
             return;
         }
-        self.stats.undelivered_items.fetch_add(count, Ordering::Relaxed);
-        self.stats.undelivered_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.stats
+            .undelivered_items
+            .fetch_add(count, Ordering::Relaxed);
+        self.stats
+            .undelivered_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         self.uncount(bytes);
     }
 

@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 
 use super::shared::{Shared, Stats};
-use super::{channel, CloseReason, Config, ConfigBuilder, Limits, Receiver, Sender, WatermarkMetrics};
+use super::{
+    channel, CloseReason, Config, ConfigBuilder, Limits, Receiver, Sender, WatermarkMetrics,
+};
 use crate::MemoryBudget;
 
 /// Slices per vectored write. Linux's `IOV_MAX` is 1024; 256 already carries 17 KiB of 64-byte frames per syscall
@@ -63,8 +65,16 @@ impl WriterBuilder {
 
     /// Wraps `io`: returns the handle producers send frames through and the writer to run (or
     /// [`spawn`](WatermarkWriter::spawn)).
-    pub fn build<W: AsyncWrite + Unpin + Send>(&self, io: W) -> (Sender<Bytes>, WatermarkWriter<W>) {
-        WatermarkWriter::with_config(io, self.config.build(), self.evict_after, self.stall_timeout)
+    pub fn build<W: AsyncWrite + Unpin + Send>(
+        &self,
+        io: W,
+    ) -> (Sender<Bytes>, WatermarkWriter<W>) {
+        WatermarkWriter::with_config(
+            io,
+            self.config.build(),
+            self.evict_after,
+            self.stall_timeout,
+        )
     }
 }
 
@@ -202,7 +212,10 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
         let shared = self.rx.shared();
         if !reason.is_graceful() {
             if matches!(reason, CloseReason::Evicted { .. }) {
-                shared.stats.evicted.store(true, std::sync::atomic::Ordering::Relaxed);
+                shared
+                    .stats
+                    .evicted
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             shared.close(reason.clone(), true);
             shared.discard(self.batch.drain(..));
@@ -240,7 +253,12 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
                 continue;
             }
             let written = {
-                let write = write_batch(&mut self.io, &self.batch, self.front_written, &mut self.staging);
+                let write = write_batch(
+                    &mut self.io,
+                    &self.batch,
+                    self.front_written,
+                    &mut self.staging,
+                );
                 guard(&mut self.watchdog, self.rx.shared(), write).await?
             };
             self.unflushed = true;
@@ -292,10 +310,13 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     front_written: usize,
     staging: &mut Vec<u8>,
 ) -> io::Result<usize> {
-    let chunks = batch
-        .iter()
-        .enumerate()
-        .map(|(i, frame)| if i == 0 { &frame[front_written..] } else { &frame[..] });
+    let chunks = batch.iter().enumerate().map(|(i, frame)| {
+        if i == 0 {
+            &frame[front_written..]
+        } else {
+            &frame[..]
+        }
+    });
     let n = if io.is_write_vectored() {
         let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
         let mut count = 0;
