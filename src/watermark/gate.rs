@@ -103,3 +103,29 @@ impl Gate {
         wakers.into_iter().for_each(Waker::wake);
     }
 }
+
+/// A wait registration with a gate, removed when dropped (so a cancelled wait leaves nothing behind).
+pub(crate) struct Registration<'a> {
+    gate: &'a Gate,
+    key: Option<usize>,
+}
+
+impl<'a> Registration<'a> {
+    pub(crate) fn new(gate: &'a Gate) -> Self {
+        Registration { gate, key: None }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>, ready: impl Fn() -> bool) -> Poll<()> {
+        self.gate.poll_wait(cx, &mut self.key, ready)
+    }
+
+    pub(crate) fn forget(&mut self) {
+        self.gate.forget(&mut self.key);
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.forget();
+    }
+}

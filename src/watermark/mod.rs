@@ -37,6 +37,7 @@
 //! # }
 //! ```
 
+mod builder;
 mod channel;
 mod config;
 mod error;
@@ -49,9 +50,14 @@ mod reason;
 mod receiver;
 mod sender;
 mod shared;
+mod sink;
+mod stats;
+mod vectored;
+mod watchdog;
 mod weight;
 mod writer;
 
+pub use builder::WriterBuilder;
 pub use channel::channel;
 pub use config::{Config, ConfigBuilder};
 pub use error::SendError;
@@ -62,7 +68,7 @@ pub use reason::CloseReason;
 pub use receiver::Receiver;
 pub use sender::Sender;
 pub use weight::Weight;
-pub use writer::{WatermarkWriter, WriterBuilder, WriterReport};
+pub use writer::{WatermarkWriter, WriterReport};
 
 #[cfg(all(test, tidegate_loom))]
 mod loom_tests;

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::future::poll_fn;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 
@@ -10,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::loom::Arc;
 
-use super::gate::Gate;
+use super::gate::Registration;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
@@ -260,6 +259,16 @@ impl<T: Weight> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// The `Sink` impl's wait for writability; its registration lives in the sender and goes with it.
+    pub(crate) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
+        shared.writable.poll_wait(cx, &mut self.sink_key, || {
+            shared.is_closed() || shared.level.is_writable()
+        })
+    }
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);
@@ -286,62 +295,5 @@ impl<T> fmt::Debug for Sender<T> {
             .field("writable", &self.shared.level.is_writable())
             .field("closed", &self.shared.is_closed())
             .finish()
-    }
-}
-
-/// `poll_ready` waits for writability (or closure); `start_send` is [`Sender::try_send`], so a closed queue or an
-/// item over the hard cap is reported with the item inside the error. `poll_flush` and `poll_close` complete at
-/// once: delivery is the receiver's job, and one clone closing the queue for all would surprise; call
-/// [`Sender::close`] for that.
-impl<T: Weight> futures_sink::Sink<T> for Sender<T> {
-    type Error = SendError<T>;
-
-    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        let this = self.get_mut();
-        let shared = &*this.shared;
-        shared
-            .writable
-            .poll_wait(cx, &mut this.sink_key, || {
-                shared.is_closed() || shared.level.is_writable()
-            })
-            .map(Ok)
-    }
-
-    fn start_send(self: Pin<&mut Self>, item: T) -> Result<(), Self::Error> {
-        self.try_send(item)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// A wait registration with a gate, removed when dropped (so a cancelled wait leaves nothing behind).
-struct Registration<'a> {
-    gate: &'a Gate,
-    key: Option<usize>,
-}
-
-impl<'a> Registration<'a> {
-    fn new(gate: &'a Gate) -> Self {
-        Registration { gate, key: None }
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>, ready: impl Fn() -> bool) -> Poll<()> {
-        self.gate.poll_wait(cx, &mut self.key, ready)
-    }
-
-    fn forget(&mut self) {
-        self.gate.forget(&mut self.key);
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        self.forget();
     }
 }

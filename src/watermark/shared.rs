@@ -1,7 +1,7 @@
 //! The state one channel's senders and receiver share.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use crate::{MemoryBudget, Reservation};
 use super::gate::Gate;
 use super::level::{Change, Level};
 use super::limits::LiveLimits;
+use super::stats::Stats;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
 pub(crate) struct Shared<T> {
@@ -49,26 +50,6 @@ struct Queue<T> {
 struct Clock {
     since: Option<Instant>,
     total: Duration,
-}
-
-/// Counters; those written only by the receiving side use load + store instead of read-modify-write.
-#[derive(Default)]
-pub(crate) struct Stats {
-    peak: AtomicUsize,
-    refused: AtomicU64,
-    flips: AtomicU64,
-    delivered: AtomicU64,
-    pub(crate) sent_bytes: AtomicU64,
-    pub(crate) writes: AtomicU64,
-    pub(crate) evicted: AtomicBool,
-    undelivered_items: AtomicU64,
-    undelivered_bytes: AtomicU64,
-}
-
-impl Stats {
-    pub(crate) fn bump(counter: &AtomicU64, by: u64) {
-        counter.store(counter.load(Ordering::Relaxed) + by, Ordering::Relaxed);
-    }
 }
 
 impl<T> Shared<T> {
@@ -353,25 +334,8 @@ impl<T> Shared<T> {
             let clock = self.clock.lock();
             (clock.since, clock.total)
         };
-        let stats = &self.stats;
-        let delivered = stats.delivered.load(Ordering::Relaxed);
-        let undelivered_items = stats.undelivered_items.load(Ordering::Relaxed);
-        WatermarkMetrics {
-            queued_bytes: self.level.bytes(),
-            queued_items: accepted.saturating_sub(delivered + undelivered_items),
-            peak_bytes: stats.peak.load(Ordering::Relaxed),
-            accepted_items: accepted,
-            delivered_items: delivered,
-            refused: stats.refused.load(Ordering::Relaxed),
-            writability_flips: stats.flips.load(Ordering::Relaxed),
-            writable: self.level.is_writable(),
-            time_unwritable: total + since.map_or(Duration::ZERO, |s| s.elapsed()),
-            sent_bytes: stats.sent_bytes.load(Ordering::Relaxed),
-            writes: stats.writes.load(Ordering::Relaxed),
-            evicted: stats.evicted.load(Ordering::Relaxed),
-            undelivered_items,
-            undelivered_bytes: stats.undelivered_bytes.load(Ordering::Relaxed),
-        }
+        let unwritable = total + since.map_or(Duration::ZERO, |s| s.elapsed());
+        self.stats.snapshot(&self.level, accepted, unwritable)
     }
 
     pub(crate) fn close_from_last_sender(&self) {

@@ -2,87 +2,23 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::future::{poll_fn, Future};
-use std::io::{self, IoSlice};
-use std::pin::{pin, Pin};
-use std::sync::Arc;
+use std::future::poll_fn;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::{sleep_until, Instant};
 
-use super::shared::{Shared, Stats};
-use super::{
-    channel, CloseReason, Config, ConfigBuilder, Limits, Receiver, Sender, WatermarkMetrics,
-};
-use crate::MemoryBudget;
-
-/// Slices per vectored write. Linux's `IOV_MAX` is 1024; 256 already carries 17 KiB of 64-byte frames per syscall
-/// while keeping the slice array (built on the stack on every poll) at 4 KiB.
-const MAX_IOVECS: usize = 256;
-/// For streams without vectored writes, small frames are copied into one buffer of up to this size per write.
-const COALESCE_BYTES: usize = 16 * 1024;
-
-/// Builds a [`WatermarkWriter`].
-///
-/// Defaults: [`Limits::default()`], no budget, no eviction, no stall timeout.
-#[derive(Debug, Clone, Default)]
-pub struct WriterBuilder {
-    config: ConfigBuilder,
-    evict_after: Option<Duration>,
-    stall_timeout: Option<Duration>,
-}
-
-impl WriterBuilder {
-    /// The queue's marks. Default: [`Limits::default()`].
-    pub fn limits(&mut self, limits: Limits) -> &mut Self {
-        self.config.limits(limits);
-        self
-    }
-
-    /// Charges `budget` for queued bytes. Default: none.
-    pub fn budget(&mut self, budget: MemoryBudget) -> &mut Self {
-        self.config.budget(budget);
-        self
-    }
-
-    /// Disconnects the peer with [`CloseReason::Evicted`] once the queue has stayed unwritable (over the high mark
-    /// and not yet drained to the low mark) for longer than `after`. Default: never.
-    pub fn evict_after(&mut self, after: Duration) -> &mut Self {
-        self.evict_after = Some(after);
-        self
-    }
-
-    /// Fails with [`CloseReason::Stalled`] when one write (or flush or shutdown) makes no progress for `timeout`.
-    /// Default: none.
-    pub fn stall_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.stall_timeout = Some(timeout);
-        self
-    }
-
-    /// Wraps `io`: returns the handle producers send frames through and the writer to run (or
-    /// [`spawn`](WatermarkWriter::spawn)).
-    pub fn build<W: AsyncWrite + Unpin + Send>(
-        &self,
-        io: W,
-    ) -> (Sender<Bytes>, WatermarkWriter<W>) {
-        WatermarkWriter::with_config(
-            io,
-            self.config.build(),
-            self.evict_after,
-            self.stall_timeout,
-        )
-    }
-}
+use super::stats::Stats;
+use super::vectored::{write_batch, MAX_IOVECS};
+use super::watchdog::{guard, Watchdog};
+use super::{channel, CloseReason, Config, Receiver, Sender, WatermarkMetrics, WriterBuilder};
 
 /// Drains a watermark queue of [`Bytes`] frames into an [`AsyncWrite`] (typically a `TcpStream`'s write half).
 ///
 /// It writes many queued frames per syscall with `poll_write_vectored` (copying small frames into one buffer
 /// instead when the stream has no vectored writes), resumes partial writes, treats a zero-length write as
-/// [`io::ErrorKind::WriteZero`], and flushes whenever the queue runs dry. A frame stops counting against the queue
+/// [`std::io::ErrorKind::WriteZero`], and flushes whenever the queue runs dry. A frame stops counting against the queue
 /// only once it is completely written, so the hard cap bounds everything the writer holds.
 ///
 /// It stops, and every [`Sender::closed`] returns the reason, when:
@@ -140,14 +76,6 @@ pub struct WriterReport {
     pub metrics: WatermarkMetrics,
 }
 
-struct Watchdog {
-    reason: watch::Receiver<Option<CloseReason>>,
-    /// Only with eviction: each flip moves the deadline. Without it nobody needs the writer woken on flips.
-    writability: Option<watch::Receiver<bool>>,
-    evict_after: Option<Duration>,
-    stall_timeout: Option<Duration>,
-}
-
 impl WatermarkWriter<()> {
     /// Starts a builder; see [`WriterBuilder`] for the defaults.
     pub fn builder() -> WriterBuilder {
@@ -161,7 +89,7 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
         WriterBuilder::default().build(io)
     }
 
-    fn with_config(
+    pub(crate) fn with_config(
         io: W,
         config: Config,
         evict_after: Option<Duration>,
@@ -300,98 +228,6 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
             self.batch.pop_front();
         }
         shared.release(items, bytes);
-    }
-}
-
-/// One write of as much of the batch as the stream takes: vectored if the stream supports it, else coalesced.
-async fn write_batch<W: AsyncWrite + Unpin>(
-    io: &mut W,
-    batch: &VecDeque<Bytes>,
-    front_written: usize,
-    staging: &mut Vec<u8>,
-) -> io::Result<usize> {
-    let chunks = batch.iter().enumerate().map(|(i, frame)| {
-        if i == 0 {
-            &frame[front_written..]
-        } else {
-            &frame[..]
-        }
-    });
-    let n = if io.is_write_vectored() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(chunks.filter(|c| !c.is_empty())) {
-            *slot = IoSlice::new(chunk);
-            count += 1;
-        }
-        poll_fn(|cx| Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])).await?
-    } else {
-        staging.clear();
-        for chunk in chunks {
-            if !staging.is_empty() && staging.len() + chunk.len() > COALESCE_BYTES {
-                break;
-            }
-            if staging.is_empty() && chunk.len() >= COALESCE_BYTES {
-                // A large frame is written from its own storage, not copied.
-                return write_nonzero(io, chunk).await;
-            }
-            staging.extend_from_slice(chunk);
-        }
-        write_nonzero(io, staging).await?
-    };
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
-    Ok(n)
-}
-
-async fn write_nonzero<W: AsyncWrite + Unpin>(io: &mut W, buf: &[u8]) -> io::Result<usize> {
-    poll_fn(|cx| Pin::new(&mut *io).poll_write(cx, buf)).await
-}
-
-/// Runs one I/O operation while watching for an abort, eviction and a stall.
-async fn guard<T, S, F>(dog: &mut Watchdog, shared: &Shared<S>, op: F) -> Result<T, CloseReason>
-where
-    F: Future<Output = io::Result<T>>,
-{
-    let mut op = pin!(op);
-    let stall_at = dog.stall_timeout.map(|t| Instant::now() + t);
-    loop {
-        let evict_at = dog
-            .evict_after
-            .and_then(|after| Some(shared.unwritable_since()? + after));
-        tokio::select! {
-            biased;
-            done = &mut op => return done.map_err(|err| CloseReason::Io(Arc::new(err))),
-            _ = dog.reason.changed() => {
-                if shared.is_aborted() {
-                    return Err(CloseReason::Aborted);
-                }
-            }
-            // A flip moves the eviction deadline: go round and recompute it.
-            _ = writability_changed(&mut dog.writability) => {}
-            () = sleep_until_some(evict_at) => {
-                return Err(CloseReason::Evicted { after: dog.evict_after.unwrap_or_default() });
-            }
-            () = sleep_until_some(stall_at) => {
-                return Err(CloseReason::Stalled { timeout: dog.stall_timeout.unwrap_or_default() });
-            }
-        }
-    }
-}
-
-async fn writability_changed(watch: &mut Option<watch::Receiver<bool>>) {
-    match watch {
-        // The sender half lives in the queue's state, which this writer keeps alive: `changed` cannot fail.
-        Some(watch) => drop(watch.changed().await),
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
