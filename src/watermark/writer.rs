@@ -54,6 +54,7 @@ use super::{channel, CloseReason, Config, Receiver, Sender, WatermarkMetrics, Wr
 /// assert_eq!(got, "hello world");
 /// # }
 /// ```
+#[must_use = "the writer writes nothing until it is run or spawned"]
 pub struct WatermarkWriter<W> {
     io: W,
     rx: Receiver<Bytes>,
