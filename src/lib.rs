@@ -51,6 +51,30 @@
 //! assert_eq!(pool.metrics().total.outstanding_buffers, 0);
 //! assert_eq!(pool.metrics().total.retained_bytes, 4096);
 //! ```
+//!
+//! ## Bounded outbound queues: [`watermark`]
+//!
+//! A [`watermark::channel`] counts queued bytes against a low, a high and a hard mark: above *high* senders see
+//! "unwritable" and `send().await` waits, writability returns only at *low* (hysteresis), and nothing is ever queued
+//! past *hard*: the item comes back in the error. A [`watermark::WatermarkWriter`] drains such a queue into any
+//! `AsyncWrite` with vectored writes and evicts a peer that keeps it unwritable too long.
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tidegate::watermark::{Limits, WatermarkWriter};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let (tx, writer) = WatermarkWriter::builder()
+//!     .limits(Limits::new(16 * 1024, 64 * 1024, 256 * 1024))
+//!     .evict_after(std::time::Duration::from_secs(30))
+//!     .build(tokio::io::sink());
+//! let task = writer.spawn();
+//! tx.send(Bytes::from_static(b"hello")).await.unwrap();
+//! tx.close(); // drain, flush, shut down
+//! assert_eq!(task.await.unwrap().metrics.sent_bytes, 5);
+//! # }
+//! ```
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -67,6 +91,7 @@ mod loom;
 
 pub mod budget;
 pub mod buf;
+pub mod watermark;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use buf::{BufPool, PoolError, PooledBuf};

@@ -10,6 +10,26 @@ pub(crate) use std::sync::{atomic, Arc};
 #[cfg(all(test, tidegate_loom))]
 pub(crate) use loom::sync::{atomic, Arc};
 
+/// A mutex whose `lock` returns the guard directly (no poisoning), as `parking_lot`'s does.
+#[cfg(not(all(test, tidegate_loom)))]
+pub(crate) use parking_lot::Mutex;
+
+/// Loom's mutex behind `parking_lot`'s signature, so code under the model reads the same.
+#[cfg(all(test, tidegate_loom))]
+#[derive(Debug)]
+pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+#[cfg(all(test, tidegate_loom))]
+impl<T> Mutex<T> {
+    pub(crate) fn new(value: T) -> Self {
+        Mutex(loom::sync::Mutex::new(value))
+    }
+
+    pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+        self.0.lock().unwrap()
+    }
+}
+
 /// A bounded multi-producer multi-consumer free list.
 #[cfg(not(all(test, tidegate_loom)))]
 pub(crate) type FreeList<T> = crossbeam_queue::ArrayQueue<T>;

@@ -91,7 +91,9 @@ fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<us
     if quota == 0 || !inner.claim_retained(quota) {
         return None;
     }
-    let stats: CacheStats = (0..inner.class_count()).map(|_| Counters::default()).collect();
+    let stats: CacheStats = (0..inner.class_count())
+        .map(|_| Counters::default())
+        .collect();
     inner.register_cache(stats.clone());
     caches.push(ThreadCache {
         pool: pool.clone_one(),

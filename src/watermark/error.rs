@@ -1,0 +1,128 @@
+//! The error of a refused send.
+
+use std::fmt;
+use std::io;
+
+use crate::BudgetError;
+
+use super::CloseReason;
+
+/// A refused send. Every variant hands the item back: refusal is lossless.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate::watermark::{self, Config, Limits, SendError};
+///
+/// let (tx, _rx) = watermark::channel(Config::builder().limits(Limits::new(4, 8, 10)).build());
+/// tx.try_send(Bytes::from_static(b"12345678")).unwrap();
+/// match tx.try_send(Bytes::from_static(b"abc")) {
+///     Err(SendError::Full { item, weight: 3, queued: 8, hard: 10 }) => assert_eq!(&item[..], b"abc"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// ```
+#[derive(thiserror::Error)]
+pub enum SendError<T> {
+    /// The item would take the queue over its hard cap now; it may fit once the queue drains.
+    #[error("watermark queue full: an item of {weight} bytes does not fit with {queued} bytes queued under a hard cap of {hard}")]
+    Full {
+        /// The refused item.
+        item: T,
+        /// Its weight in bytes.
+        weight: usize,
+        /// Bytes queued when it was refused.
+        queued: usize,
+        /// The hard cap.
+        hard: usize,
+    },
+    /// The item is heavier than the hard cap itself, so it can never be queued.
+    #[error(
+        "an item of {weight} bytes can never fit under the watermark hard cap of {hard} bytes"
+    )]
+    TooLarge {
+        /// The refused item.
+        item: T,
+        /// Its weight in bytes.
+        weight: usize,
+        /// The hard cap.
+        hard: usize,
+    },
+    /// The queue's [`MemoryBudget`](crate::MemoryBudget) refused the item's bytes.
+    #[error("the memory budget refused a queued item: {error}")]
+    OverBudget {
+        /// The refused item.
+        item: T,
+        /// The budget's refusal.
+        error: BudgetError,
+    },
+    /// The queue no longer accepts items.
+    #[error("the watermark queue is closed: {reason}")]
+    Closed {
+        /// The refused item.
+        item: T,
+        /// Why the queue closed.
+        reason: CloseReason,
+    },
+}
+
+impl<T> SendError<T> {
+    /// The refused item.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Full { item, .. }
+            | SendError::TooLarge { item, .. }
+            | SendError::OverBudget { item, .. }
+            | SendError::Closed { item, .. } => item,
+        }
+    }
+
+    /// Whether the queue is closed for good (as opposed to full for now).
+    pub fn is_closed(&self) -> bool {
+        matches!(self, SendError::Closed { .. })
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Full {
+                weight,
+                queued,
+                hard,
+                ..
+            } => f
+                .debug_struct("Full")
+                .field("weight", weight)
+                .field("queued", queued)
+                .field("hard", hard)
+                .finish_non_exhaustive(),
+            SendError::TooLarge { weight, hard, .. } => f
+                .debug_struct("TooLarge")
+                .field("weight", weight)
+                .field("hard", hard)
+                .finish_non_exhaustive(),
+            SendError::OverBudget { error, .. } => f
+                .debug_struct("OverBudget")
+                .field("error", error)
+                .finish_non_exhaustive(),
+            SendError::Closed { reason, .. } => f
+                .debug_struct("Closed")
+                .field("reason", reason)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// The item is dropped; the error keeps the numbers. `Full` maps to `WouldBlock`, `Closed` to the reason's kind.
+impl<T> From<SendError<T>> for io::Error {
+    fn from(err: SendError<T>) -> Self {
+        let kind = match &err {
+            SendError::Full { .. } => io::ErrorKind::WouldBlock,
+            SendError::TooLarge { .. } => io::ErrorKind::InvalidInput,
+            SendError::OverBudget { .. } => io::ErrorKind::OutOfMemory,
+            SendError::Closed { reason, .. } => return io::Error::from(reason.clone()),
+        };
+        io::Error::new(kind, err.to_string())
+    }
+}

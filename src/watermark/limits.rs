@@ -1,0 +1,125 @@
+//! The low, high and hard marks of a watermark queue.
+
+use crate::loom::atomic::{AtomicUsize, Ordering};
+
+/// The default low mark: 32 KiB.
+pub const DEFAULT_LOW: usize = 32 * 1024;
+/// The default high mark: 64 KiB.
+pub const DEFAULT_HIGH: usize = 64 * 1024;
+/// The default hard cap: 256 KiB.
+pub const DEFAULT_HARD: usize = 256 * 1024;
+
+/// The three marks of a watermark queue, in bytes of queued [`Weight`](super::Weight).
+///
+/// * above `high` the queue turns *unwritable*: [`Sender::send`](super::Sender::send) waits and
+///   [`Sender::is_writable`](super::Sender::is_writable) is `false`;
+/// * it turns writable again only when it has drained to `low` or below (hysteresis, so a queue hovering around
+///   one mark does not flip on every item);
+/// * an item that would take the queue over `hard` is refused and handed back, whatever the writability.
+///
+/// The defaults are Netty's proven 32 KiB / 64 KiB marks: 64 KiB is about one Linux TCP send buffer, so a healthy
+/// peer keeps the queue writable while a stalled one is noticed after one buffer's worth. The hard cap of 256 KiB
+/// (4 x high) leaves room for bursts from producers that use [`try_send`](super::Sender::try_send) without checking
+/// writability, while bounding 10 000 stalled connections to 2.5 GiB; use a
+/// [`MemoryBudget`](crate::MemoryBudget) for a process-wide bound.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::watermark::Limits;
+///
+/// let limits = Limits::new(16 * 1024, 64 * 1024, 1 << 20);
+/// assert_eq!(limits.high(), 64 * 1024);
+/// assert_eq!(Limits::default().hard(), 256 * 1024);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    low: usize,
+    high: usize,
+    hard: usize,
+}
+
+impl Limits {
+    /// Creates marks with `low <= high <= hard`.
+    ///
+    /// # Panics
+    ///
+    /// If the marks are not ordered, or `hard` does not fit in `usize::MAX / 2` (the top bit of the queue's state
+    /// word holds the writability).
+    pub fn new(low: usize, high: usize, hard: usize) -> Self {
+        assert!(
+            low <= high && high <= hard,
+            "watermark limits must satisfy low <= high <= hard, got low {low}, high {high}, hard {hard}"
+        );
+        assert!(
+            hard <= usize::MAX / 2,
+            "watermark hard cap {hard} is too large"
+        );
+        Limits { low, high, hard }
+    }
+
+    /// The low mark: an unwritable queue turns writable at or below it.
+    pub fn low(&self) -> usize {
+        self.low
+    }
+
+    /// The high mark: the queue turns unwritable above it.
+    pub fn high(&self) -> usize {
+        self.high
+    }
+
+    /// The hard cap: the queue never holds more.
+    pub fn hard(&self) -> usize {
+        self.hard
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::new(DEFAULT_LOW, DEFAULT_HIGH, DEFAULT_HARD)
+    }
+}
+
+/// Limits that can be changed while senders and the receiver run. Each mark is read on its own; a reader may see
+/// one old and one new mark during a change, which only delays a flip to the next send or receive.
+#[derive(Debug)]
+pub(crate) struct LiveLimits {
+    low: AtomicUsize,
+    high: AtomicUsize,
+    hard: AtomicUsize,
+}
+
+impl LiveLimits {
+    pub(crate) fn new(limits: Limits) -> Self {
+        LiveLimits {
+            low: AtomicUsize::new(limits.low),
+            high: AtomicUsize::new(limits.high),
+            hard: AtomicUsize::new(limits.hard),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Limits {
+        Limits {
+            low: self.low.load(Ordering::Relaxed),
+            high: self.high.load(Ordering::Relaxed),
+            hard: self.hard.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn set(&self, limits: Limits) {
+        self.low.store(limits.low, Ordering::Relaxed);
+        self.high.store(limits.high, Ordering::Relaxed);
+        self.hard.store(limits.hard, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "low <= high <= hard")]
+    fn unordered_marks_panic() {
+        let _ = Limits::new(10, 5, 20);
+    }
+}

@@ -1,0 +1,74 @@
+//! Bounded outbound queues: a byte-weighted channel with low/high/hard marks, and a writer that drains it into
+//! any `AsyncWrite` and evicts slow peers.
+//!
+//! A server pushing to many clients keeps a queue per client. With an unbounded queue a slow or stalled client
+//! grows it until the process dies; with a plain bounded one, producers cannot tell "briefly busy" from "stuck".
+//! A watermark queue counts bytes, not items, and has three marks:
+//!
+//! * above **high** it turns *unwritable*: [`Sender::send`] waits, [`Sender::is_writable`] is `false`, and
+//!   [`Sender::watch_writability`] reports the flip so a producer can stop reading its own input;
+//! * it turns writable again only at or below **low** (hysteresis: no flapping around one mark);
+//! * an item that would take it over **hard** is refused, and the item comes back in the error.
+//!
+//! An optional [`MemoryBudget`](crate::MemoryBudget) is charged for every queued byte, so many queues together stay
+//! under one process-wide limit.
+//!
+//! [`WatermarkWriter`] owns the receiving side and the stream: it writes many queued frames per syscall with vectored
+//! writes, flushes when the queue runs dry, disconnects a peer that keeps the queue unwritable for longer than
+//! [`evict_after`](WriterBuilder::evict_after), and reports to every sender why it stopped
+//! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). [`FramedSender`] puts an
+//! [`Encoder`](tokio_util::codec::Encoder) in front of the queue so producers send messages.
+//!
+//! # Examples
+//!
+//! ```
+//! use bytes::Bytes;
+//! use tidegate::watermark::{self, Config, Limits};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let config = Config::builder().limits(Limits::new(8, 16, 32)).build();
+//! let (tx, mut rx) = watermark::channel(config);
+//! tx.try_send(Bytes::from_static(b"twenty bytes of data")).unwrap();
+//! assert!(!tx.is_writable()); // 20 > high
+//! assert!(tx.try_send(Bytes::from_static(b"and thirteen!")).is_err()); // 32 < 20 + 13: over hard, item returned
+//! rx.recv().await.unwrap();
+//! assert!(tx.is_writable()); // 0 <= low
+//! # }
+//! ```
+
+mod builder;
+mod channel;
+mod config;
+mod error;
+mod framed;
+mod gate;
+mod level;
+mod limits;
+mod metrics;
+mod reason;
+mod receiver;
+mod sender;
+mod shared;
+mod sink;
+mod stats;
+mod vectored;
+mod watchdog;
+mod weight;
+mod writer;
+
+pub use builder::WriterBuilder;
+pub use channel::channel;
+pub use config::{Config, ConfigBuilder};
+pub use error::SendError;
+pub use framed::FramedSender;
+pub use limits::{Limits, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
+pub use metrics::WatermarkMetrics;
+pub use reason::CloseReason;
+pub use receiver::Receiver;
+pub use sender::Sender;
+pub use weight::Weight;
+pub use writer::{WatermarkWriter, WriterReport};
+
+#[cfg(all(test, tidegate_loom))]
+mod loom_tests;

@@ -1,0 +1,299 @@
+//! The sending half of a watermark channel.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+
+use tokio::sync::watch;
+
+use crate::loom::Arc;
+
+use super::gate::Registration;
+use super::shared::Shared;
+use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
+
+/// The sending half of a [`channel`](super::channel); clone it for more producers.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use tidegate::watermark::{self, Config, Limits};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, mut rx) = watermark::channel(Config::builder().limits(Limits::new(4, 8, 16)).build());
+/// tx.send(Bytes::from_static(b"0123456789")).await.unwrap(); // 10 > high: now unwritable
+/// assert!(!tx.is_writable());
+/// assert!(tx.try_send(Bytes::from_static(b"0123456")).is_err()); // 17 > hard: refused, item returned
+/// rx.recv().await.unwrap();
+/// assert!(tx.is_writable()); // drained to <= low
+/// # }
+/// ```
+pub struct Sender<T> {
+    shared: Arc<Shared<T>>,
+    /// The `Sink` impl's registration with the writability gate, removed on drop.
+    sink_key: Option<usize>,
+}
+
+impl<T: Weight> Sender<T> {
+    pub(crate) fn new(shared: Arc<Shared<T>>) -> Self {
+        Sender {
+            shared,
+            sink_key: None,
+        }
+    }
+
+    /// Queues `item` now, whatever the writability, if it fits under the hard cap and the budget.
+    ///
+    /// # Errors
+    ///
+    /// The item comes back in every error: [`SendError::Full`] (over the hard cap now), [`SendError::TooLarge`]
+    /// (heavier than the hard cap), [`SendError::OverBudget`] or [`SendError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = tidegate::watermark::channel(Default::default());
+    /// tx.try_send(vec![0u8; 100]).unwrap();
+    /// assert_eq!(tx.pending_bytes(), 100);
+    /// ```
+    pub fn try_send(&self, item: T) -> Result<(), SendError<T>> {
+        let weight = item.weight();
+        let reservation = match &self.shared.budget {
+            None => None,
+            Some(budget) => match budget.try_reserve(weight) {
+                Ok(reservation) => Some(reservation),
+                Err(error) => {
+                    self.shared.count_refusal();
+                    return Err(SendError::OverBudget { item, error });
+                }
+            },
+        };
+        self.shared.try_push(item, weight, reservation)
+    }
+
+    /// Queues `item`, first waiting while the queue is unwritable (and, for an item heavier than `hard - high`,
+    /// until it fits under the hard cap), and while the budget cannot grant its weight.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] if the queue closes first, [`SendError::TooLarge`] at once if the item can never fit,
+    /// [`SendError::OverBudget`] if the budget's limit is below its weight. The item comes back in every error.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: the item is queued in one step at the end, so a dropped future has queued nothing (and the
+    /// item is dropped with it). Its budget grant and wait registrations are released on drop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, mut rx) = tidegate::watermark::channel(Default::default());
+    /// tx.send(bytes::Bytes::from_static(b"hello")).await.unwrap();
+    /// assert_eq!(&rx.recv().await.unwrap()[..], b"hello");
+    /// # }
+    /// ```
+    pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
+        let weight = item.weight();
+        let hard = self.shared.limits.get().hard();
+        if weight > hard {
+            self.shared.count_refusal();
+            return Err(SendError::TooLarge { item, weight, hard });
+        }
+        let mut reservation = match &self.shared.budget {
+            None => None,
+            Some(budget) => match budget.reserve(weight).await {
+                Ok(reservation) => Some(reservation),
+                Err(error) => return Err(SendError::OverBudget { item, error }),
+            },
+        };
+        let mut item = item;
+        loop {
+            if !self.has_room_for(weight) {
+                self.room_for(weight).await;
+            }
+            match self.shared.try_push(item, weight, reservation.take()) {
+                // Another sender took the room first (or the limits changed): wait again. The grant went back to
+                // the budget with the error, so take it again.
+                Err(SendError::Full { item: back, .. }) => {
+                    item = back;
+                    if let Some(budget) = &self.shared.budget {
+                        match budget.reserve(weight).await {
+                            Ok(granted) => reservation = Some(granted),
+                            Err(error) => return Err(SendError::OverBudget { item, error }),
+                        }
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether a send of `weight` can go ahead now (or fail at once because the queue is closed).
+    fn has_room_for(&self, weight: usize) -> bool {
+        let shared = &*self.shared;
+        shared.is_closed()
+            || (shared.level.is_writable()
+                && shared.level.bytes() + weight <= shared.limits.get().hard())
+    }
+
+    /// Waits until the queue is writable with room for `weight` under the hard cap, or closed.
+    async fn room_for(&self, weight: usize) {
+        let shared = &*self.shared;
+        let mut writable = Registration::new(&shared.writable);
+        let mut space = Registration::new(&shared.space);
+        poll_fn(|cx| {
+            if shared.is_closed() {
+                return Poll::Ready(());
+            }
+            if !shared.level.is_writable() {
+                return writable.poll(cx, || shared.is_closed() || shared.level.is_writable());
+            }
+            let fits = || {
+                shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard()
+            };
+            space.poll(cx, fits)
+        })
+        .await;
+        writable.forget();
+        space.forget();
+    }
+
+    /// Whether the queue is writable: it has not passed the high mark, or has drained to the low mark since.
+    pub fn is_writable(&self) -> bool {
+        self.shared.level.is_writable()
+    }
+
+    /// Waits until the queue is writable or closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe; it only observes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (tx, _rx) = tidegate::watermark::channel::<Vec<u8>>(Default::default());
+    /// tx.writable().await; // a fresh queue is writable
+    /// # }
+    /// ```
+    pub async fn writable(&self) {
+        let shared = &*self.shared;
+        let mut registration = Registration::new(&shared.writable);
+        poll_fn(|cx| registration.poll(cx, || shared.is_closed() || shared.level.is_writable()))
+            .await;
+    }
+
+    /// Bytes queued now (including items the receiver has taken but not yet delivered).
+    pub fn pending_bytes(&self) -> usize {
+        self.shared.level.bytes()
+    }
+
+    /// A watch of the writability: its value is `true` while writable, and `changed().await` wakes on every
+    /// flip. Flips closer together than the watcher polls are coalesced, but the value always settles on the
+    /// queue's current writability.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::watermark::{self, Config, Limits};
+    ///
+    /// let (tx, _rx) = watermark::channel(Config::builder().limits(Limits::new(0, 1, 10)).build());
+    /// let watch = tx.watch_writability();
+    /// tx.try_send(vec![0u8; 2]).unwrap();
+    /// assert!(!*watch.borrow());
+    /// ```
+    pub fn watch_writability(&self) -> watch::Receiver<bool> {
+        self.shared.subscribe_writability()
+    }
+
+    /// Stops accepting items; queued items are still delivered, then the receiver sees the end (a writer flushes
+    /// and shuts its stream down). Senders learn [`CloseReason::Closed`].
+    pub fn close(&self) {
+        self.shared.close(CloseReason::Closed, false);
+    }
+
+    /// Stops accepting items and drops what is queued, counting it in
+    /// [`WatermarkMetrics::undelivered_items`]; a writer stops without flushing.
+    pub fn abort(&self) {
+        self.shared.close(CloseReason::Aborted, true);
+    }
+
+    /// Whether the queue no longer accepts items.
+    pub fn is_closed(&self) -> bool {
+        self.shared.is_closed()
+    }
+
+    /// Waits until the queue stops accepting items and returns why.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe; it only observes.
+    pub async fn closed(&self) -> CloseReason {
+        let mut reason = self.shared.subscribe_reason();
+        let seen = reason.wait_for(Option::is_some).await;
+        let seen = seen.expect("the channel's state owns the reason watch");
+        seen.clone().expect("waited for Some")
+    }
+
+    /// The current marks.
+    pub fn limits(&self) -> Limits {
+        self.shared.limits.get()
+    }
+
+    /// Changes the marks at run time, for every sender of this queue. Writability is re-decided at once; items
+    /// already queued above a lowered hard cap stay queued.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.set_limits(limits);
+    }
+
+    /// A snapshot of the queue's (and its writer's) counters.
+    pub fn metrics(&self) -> WatermarkMetrics {
+        self.shared.metrics()
+    }
+}
+
+impl<T> Sender<T> {
+    /// The `Sink` impl's wait for writability; its registration lives in the sender and goes with it.
+    pub(crate) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
+        shared.writable.poll_wait(cx, &mut self.sink_key, || {
+            shared.is_closed() || shared.level.is_writable()
+        })
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.shared.senders.fetch_add(1, Ordering::Relaxed);
+        Sender {
+            shared: self.shared.clone(),
+            sink_key: None,
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.shared.writable.forget(&mut self.sink_key);
+        if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared.close_from_last_sender();
+        }
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender")
+            .field("pending_bytes", &self.shared.level.bytes())
+            .field("writable", &self.shared.level.is_writable())
+            .field("closed", &self.shared.is_closed())
+            .finish()
+    }
+}

@@ -1,0 +1,352 @@
+//! The state one channel's senders and receiver share.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::{MemoryBudget, Reservation};
+
+use super::gate::Gate;
+use super::level::{Change, Level};
+use super::limits::LiveLimits;
+use super::stats::Stats;
+use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
+
+pub(crate) struct Shared<T> {
+    pub(crate) level: Level,
+    pub(crate) limits: LiveLimits,
+    /// Senders waiting for the queue to turn writable (or close).
+    pub(crate) writable: Gate,
+    /// Senders of items too large to fit under `hard` right now, waiting for any release.
+    pub(crate) space: Gate,
+    pub(crate) budget: Option<MemoryBudget>,
+    pub(crate) senders: AtomicUsize,
+    queue: crate::loom::Mutex<Queue<T>>,
+    /// Mirrors `queue.reason.is_some()` so refusing a closed queue needs no lock.
+    closed: AtomicBool,
+    aborted: AtomicBool,
+    observe: watch::Sender<bool>,
+    reason: watch::Sender<Option<CloseReason>>,
+    clock: parking_lot::Mutex<Clock>,
+    pub(crate) stats: Stats,
+    /// `T::weight`, kept so that code without a `T: Weight` bound (such as `Drop` impls) can count items.
+    weigh: fn(&T) -> usize,
+}
+
+struct Queue<T> {
+    items: VecDeque<T>,
+    receiver: Option<Waker>,
+    reason: Option<CloseReason>,
+    /// The budget's grant for every queued byte; grows on push, shrinks on release.
+    reservation: Option<Reservation>,
+    accepted: u64,
+}
+
+#[derive(Default)]
+struct Clock {
+    since: Option<Instant>,
+    total: Duration,
+}
+
+impl<T> Shared<T> {
+    pub(crate) fn new(limits: Limits, budget: Option<MemoryBudget>) -> Self
+    where
+        T: Weight,
+    {
+        Shared {
+            weigh: T::weight,
+            level: Level::new(),
+            limits: LiveLimits::new(limits),
+            writable: Gate::new(),
+            space: Gate::new(),
+            budget,
+            senders: AtomicUsize::new(1),
+            queue: crate::loom::Mutex::new(Queue {
+                items: VecDeque::new(),
+                receiver: None,
+                reason: None,
+                reservation: None,
+                accepted: 0,
+            }),
+            closed: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
+            observe: watch::Sender::new(true),
+            reason: watch::Sender::new(None),
+            clock: parking_lot::Mutex::new(Clock::default()),
+            stats: Stats::default(),
+        }
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn reason(&self) -> Option<CloseReason> {
+        self.queue.lock().reason.clone()
+    }
+
+    pub(crate) fn closed_error(&self, item: T) -> SendError<T> {
+        let reason = self.reason().unwrap_or(CloseReason::Closed);
+        SendError::Closed { item, reason }
+    }
+
+    /// Queues `item` if it fits under the hard cap. `reservation` holds the budget's grant for its weight.
+    pub(crate) fn try_push(
+        &self,
+        item: T,
+        weight: usize,
+        reservation: Option<Reservation>,
+    ) -> Result<(), SendError<T>> {
+        if self.is_closed() {
+            return Err(self.closed_error(item));
+        }
+        let limits = self.limits.get();
+        let change = match self.level.try_add(weight, &limits) {
+            Ok(change) => change,
+            Err(queued) => {
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                let hard = limits.hard();
+                return Err(if weight > hard {
+                    SendError::TooLarge { item, weight, hard }
+                } else {
+                    SendError::Full {
+                        item,
+                        weight,
+                        queued,
+                        hard,
+                    }
+                });
+            }
+        };
+        let mut queue = self.queue.lock();
+        if let Some(reason) = &queue.reason {
+            let reason = reason.clone();
+            drop(queue);
+            // Undo the weight: the queue is closed, so the flip (if any) only matters for the metrics.
+            self.after_change(self.level.sub(weight, &limits));
+            return Err(SendError::Closed { item, reason });
+        }
+        queue.items.push_back(item);
+        queue.accepted += 1;
+        if let Some(granted) = reservation {
+            match &mut queue.reservation {
+                Some(held) => held.merge(granted),
+                slot @ None => *slot = Some(granted),
+            }
+        }
+        let receiver = queue.receiver.take();
+        drop(queue);
+        if let Some(waker) = receiver {
+            waker.wake();
+        }
+        if change.bytes > self.stats.peak.load(Ordering::Relaxed) {
+            self.stats.peak.fetch_max(change.bytes, Ordering::Relaxed);
+        }
+        if change.flipped {
+            self.on_flip();
+        }
+        Ok(())
+    }
+
+    /// Moves queued items into `into` (which the receiving side drains first). `Ready(false)` once the queue is
+    /// closed and empty. The items still count as queued until [`release`](Self::release)d.
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>, into: &mut VecDeque<T>) -> Poll<bool> {
+        let mut queue = self.queue.lock();
+        if let Some(more) = Self::take_locked(&mut queue, into) {
+            return Poll::Ready(more);
+        }
+        match &queue.receiver {
+            Some(waker) if waker.will_wake(cx.waker()) => {}
+            _ => queue.receiver = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// [`poll_take`](Self::poll_take) without waiting: `None` if the queue is empty but open.
+    pub(crate) fn try_take(&self, into: &mut VecDeque<T>) -> Option<bool> {
+        Self::take_locked(&mut self.queue.lock(), into)
+    }
+
+    fn take_locked(queue: &mut Queue<T>, into: &mut VecDeque<T>) -> Option<bool> {
+        if !queue.items.is_empty() {
+            if into.is_empty() {
+                // Swapping hands the receiver the whole batch and keeps both allocations alive: no per-item work.
+                std::mem::swap(&mut queue.items, into);
+            } else {
+                into.append(&mut queue.items);
+            }
+            return Some(true);
+        }
+        queue.reason.is_some().then_some(false)
+    }
+
+    /// Removes `items` items weighing `bytes` from the accounting after they were delivered. Called only by the
+    /// receiving side, which is unique, so the delivered counter needs no read-modify-write.
+    pub(crate) fn release(&self, items: u64, bytes: usize) {
+        Stats::bump(&self.stats.delivered, items);
+        self.uncount(bytes);
+    }
+
+    fn uncount(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let change = self.level.sub(bytes, &self.limits.get());
+        if self.budget.is_some() {
+            let mut queue = self.queue.lock();
+            if let Some(held) = &mut queue.reservation {
+                held.shrink_to(held.bytes().saturating_sub(bytes));
+            }
+        }
+        self.after_change(change);
+    }
+
+    fn after_change(&self, change: Change) {
+        if change.flipped {
+            self.on_flip();
+            self.writable.wake_all();
+        }
+        self.space.wake_all();
+    }
+
+    /// Drops accepted items without delivering them, counting them as undelivered.
+    pub(crate) fn discard(&self, items: impl IntoIterator<Item = T>) {
+        let (mut count, mut bytes) = (0u64, 0usize);
+        for item in items {
+            count += 1;
+            bytes += (self.weigh)(&item);
+        }
+        if count == 0 {
+            return;
+        }
+        self.stats
+            .undelivered_items
+            .fetch_add(count, Ordering::Relaxed);
+        self.stats
+            .undelivered_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.uncount(bytes);
+    }
+
+    /// Stops accepting items. The first reason sticks, except that an error met while draining after a graceful
+    /// `close()` replaces `Closed` so later observers learn what happened. With `drop_queued`, queued items are
+    /// discarded. Returns whether this call changed the reason.
+    pub(crate) fn close(&self, reason: CloseReason, drop_queued: bool) -> bool {
+        let (changed, dropped, receiver) = {
+            let mut queue = self.queue.lock();
+            let changed = match &queue.reason {
+                None => true,
+                Some(old) => old.is_graceful() && reason.is_failure(),
+            };
+            if changed {
+                queue.reason = Some(reason.clone());
+            }
+            let dropped = if drop_queued {
+                std::mem::take(&mut queue.items)
+            } else {
+                VecDeque::new()
+            };
+            (changed, dropped, queue.receiver.take())
+        };
+        if drop_queued {
+            self.aborted.store(true, Ordering::Release);
+        }
+        self.closed.store(true, Ordering::Release);
+        self.discard(dropped);
+        if changed {
+            self.reason.send_replace(Some(reason));
+        }
+        if let Some(waker) = receiver {
+            waker.wake();
+        }
+        self.writable.wake_all();
+        self.space.wake_all();
+        changed
+    }
+
+    pub(crate) fn subscribe_reason(&self) -> watch::Receiver<Option<CloseReason>> {
+        self.reason.subscribe()
+    }
+
+    pub(crate) fn subscribe_writability(&self) -> watch::Receiver<bool> {
+        let _clock = self.clock.lock();
+        let watch = self.observe.subscribe();
+        self.publish(self.level.is_writable());
+        watch
+    }
+
+    /// Re-applies live limits; wakes waiters if the queue turned writable.
+    pub(crate) fn set_limits(&self, limits: Limits) {
+        self.limits.set(limits);
+        if self.level.relimit(&limits) {
+            self.on_flip();
+        }
+        self.writable.wake_all();
+        self.space.wake_all();
+    }
+
+    /// Records a flip. Concurrent flips may record in any order, so the clock and the watch are brought in line with
+    /// the current state under the clock's lock rather than with the flip that was observed: the last one to run
+    /// publishes the final state.
+    fn on_flip(&self) {
+        self.stats.flips.fetch_add(1, Ordering::Relaxed);
+        let mut clock = self.clock.lock();
+        let writable = self.level.is_writable();
+        match (writable, clock.since) {
+            (false, None) => clock.since = Some(Instant::now()),
+            (true, Some(since)) => {
+                clock.total += since.elapsed();
+                clock.since = None;
+            }
+            _ => {}
+        }
+        // Publishing wakes through several locks even with no watcher, so skip it then; `subscribe_writability`
+        // catches the value up under the same lock before anyone can watch.
+        if self.observe.receiver_count() > 0 {
+            self.publish(writable);
+        }
+    }
+
+    fn publish(&self, writable: bool) {
+        self.observe.send_if_modified(|published| {
+            let changed = *published != writable;
+            *published = writable;
+            changed
+        });
+    }
+
+    /// When the current unwritable stretch began, if the queue is unwritable.
+    pub(crate) fn unwritable_since(&self) -> Option<Instant> {
+        self.clock.lock().since
+    }
+
+    pub(crate) fn metrics(&self) -> WatermarkMetrics {
+        let accepted = self.queue.lock().accepted;
+        let (since, total) = {
+            let clock = self.clock.lock();
+            (clock.since, clock.total)
+        };
+        let unwritable = total + since.map_or(Duration::ZERO, |s| s.elapsed());
+        self.stats.snapshot(&self.level, accepted, unwritable)
+    }
+
+    pub(crate) fn close_from_last_sender(&self) {
+        self.close(CloseReason::Closed, false);
+    }
+
+    pub(crate) fn weigh(&self, item: &T) -> usize {
+        (self.weigh)(item)
+    }
+
+    pub(crate) fn count_refusal(&self) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}

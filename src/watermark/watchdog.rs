@@ -1,0 +1,71 @@
+//! What a writer watches while an I/O operation is pending: an abort, eviction, a stall.
+
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::{sleep_until, Instant};
+
+use super::shared::Shared;
+use super::CloseReason;
+
+pub(crate) struct Watchdog {
+    pub(crate) reason: watch::Receiver<Option<CloseReason>>,
+    /// Only with eviction: each flip moves the deadline. Without it nobody needs the writer woken on flips.
+    pub(crate) writability: Option<watch::Receiver<bool>>,
+    pub(crate) evict_after: Option<Duration>,
+    pub(crate) stall_timeout: Option<Duration>,
+}
+
+/// Runs one I/O operation while watching for an abort, eviction and a stall.
+pub(crate) async fn guard<T, S, F>(
+    dog: &mut Watchdog,
+    shared: &Shared<S>,
+    op: F,
+) -> Result<T, CloseReason>
+where
+    F: Future<Output = io::Result<T>>,
+{
+    let mut op = pin!(op);
+    let stall_at = dog.stall_timeout.map(|t| Instant::now() + t);
+    loop {
+        let evict_at = dog
+            .evict_after
+            .and_then(|after| Some(shared.unwritable_since()? + after));
+        tokio::select! {
+            biased;
+            done = &mut op => return done.map_err(|err| CloseReason::Io(Arc::new(err))),
+            _ = dog.reason.changed() => {
+                if shared.is_aborted() {
+                    return Err(CloseReason::Aborted);
+                }
+            }
+            // A flip moves the eviction deadline: go round and recompute it.
+            _ = writability_changed(&mut dog.writability) => {}
+            () = sleep_until_some(evict_at) => {
+                return Err(CloseReason::Evicted { after: dog.evict_after.unwrap_or_default() });
+            }
+            () = sleep_until_some(stall_at) => {
+                return Err(CloseReason::Stalled { timeout: dog.stall_timeout.unwrap_or_default() });
+            }
+        }
+    }
+}
+
+async fn writability_changed(watch: &mut Option<watch::Receiver<bool>>) {
+    match watch {
+        // The sender half lives in the queue's state, which this writer keeps alive: `changed` cannot fail.
+        Some(watch) => drop(watch.changed().await),
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
