@@ -67,6 +67,8 @@ mod loom;
 
 pub mod budget;
 pub mod buf;
+pub mod exec;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use buf::{BufPool, PoolError, PooledBuf};
+pub use exec::{BoundedExecutor, SpawnError, TaskError, TaskHandle};
