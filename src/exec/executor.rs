@@ -204,7 +204,7 @@ impl BoundedExecutor {
         let s = &self.shared;
         let c = &s.counters;
         let (completed, panicked, aborted, never_started) = (
-            c.completed.load(Relaxed),
+            s.gate.hot.completed.load(Relaxed),
             c.panicked.load(Relaxed),
             c.aborted.load(Relaxed),
             c.never_started.load(Relaxed),

@@ -4,7 +4,7 @@
 //! back. tokio's `Semaphore` takes its waiter mutex on every release; this gate only locks when someone waits.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -12,8 +12,20 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+/// What every task touches when it is admitted, starts and finishes, alone on its cache line(s): the
+/// executor's in-flight word, the running count and the completion counter. Measured on 2 workers, keeping
+/// them together and away from the read-mostly limits cut the per-task cost noticeably.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct Hot {
+    /// Tasks admitted and not finished, plus the executor's closed flag (see `Shared`).
+    pub(crate) state: AtomicUsize,
+    pub(crate) running: AtomicUsize,
+    pub(crate) completed: AtomicU64,
+}
+
 pub(crate) struct Gate {
-    running: AtomicUsize,
+    pub(crate) hot: Hot,
     limit: AtomicUsize,
     /// Queued waiters; read without the lock so that release only locks when someone waits.
     waiting: AtomicUsize,
@@ -44,7 +56,7 @@ pub(crate) struct GateStats {
 impl Gate {
     pub(crate) fn new(limit: usize) -> Self {
         Gate {
-            running: AtomicUsize::new(0),
+            hot: Hot::default(),
             limit: AtomicUsize::new(limit),
             waiting: AtomicUsize::new(0),
             queue: Mutex::new(Queue::default()),
@@ -53,9 +65,10 @@ impl Gate {
 
     fn try_take(&self) -> bool {
         let limit = self.limit.load(SeqCst);
-        let mut cur = self.running.load(SeqCst);
+        let mut cur = self.hot.running.load(SeqCst);
         while cur < limit {
             match self
+                .hot
                 .running
                 .compare_exchange_weak(cur, cur + 1, SeqCst, SeqCst)
             {
@@ -122,7 +135,7 @@ impl Gate {
     }
 
     pub(crate) fn release(&self) {
-        self.running.fetch_sub(1, SeqCst);
+        self.hot.running.fetch_sub(1, SeqCst);
         if self.waiting.load(SeqCst) > 0 {
             self.grant_waiters();
         }
@@ -151,7 +164,7 @@ impl Gate {
     }
 
     pub(crate) fn running(&self) -> usize {
-        self.running.load(SeqCst)
+        self.hot.running.load(SeqCst)
     }
 
     /// How long the task at the head of the queue has waited, if any task waits.
@@ -169,7 +182,7 @@ impl Gate {
     pub(crate) fn stats(&self) -> GateStats {
         let queue = self.queue.lock();
         GateStats {
-            running: self.running.load(SeqCst),
+            running: self.hot.running.load(SeqCst),
             waited_total: queue.waited_total,
             waited_max: queue.waited_max,
         }

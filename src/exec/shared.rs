@@ -1,6 +1,6 @@
 //! State shared by an executor's handles and its tasks: admission, outcome counters, wake-ups.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,8 +21,6 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 pub(crate) const MAX_LIMIT: usize = CLOSED >> 1;
 
 pub(crate) struct Shared {
-    /// Tasks admitted and not finished, plus the `CLOSED` flag.
-    state: AtomicUsize,
     /// `max_concurrency + max_pending`, precomputed for the admission check.
     admit_limit: AtomicUsize,
     max_concurrency: AtomicUsize,
@@ -33,7 +31,9 @@ pub(crate) struct Shared {
     limits: Mutex<()>,
     pub(crate) gate: Gate,
     room: Notify,
-    room_waiters: AtomicUsize,
+    /// Set by a submitter about to wait for room; the first task to finish afterwards clears it and wakes the
+    /// waiters, so later finishers pay one load instead of a lock on the `Notify`.
+    room_wanted: AtomicBool,
     pub(crate) idle: Notify,
     pub(crate) counters: Counters,
     pub(crate) registry: Registry,
@@ -45,7 +45,6 @@ pub(crate) struct Shared {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
-    pub(crate) completed: AtomicU64,
     pub(crate) panicked: AtomicU64,
     pub(crate) aborted: AtomicU64,
     pub(crate) never_started: AtomicU64,
@@ -89,7 +88,6 @@ impl Shared {
         name: Option<Arc<str>>,
     ) -> Self {
         let shared = Shared {
-            state: AtomicUsize::new(0),
             admit_limit: AtomicUsize::new(0),
             max_concurrency: AtomicUsize::new(0),
             max_pending: AtomicUsize::new(0),
@@ -97,7 +95,7 @@ impl Shared {
             limits: Mutex::new(()),
             gate: Gate::new(max_concurrency.min(MAX_LIMIT)),
             room: Notify::new(),
-            room_waiters: AtomicUsize::new(0),
+            room_wanted: AtomicBool::new(false),
             idle: Notify::new(),
             counters: Counters::default(),
             registry: Registry::new(),
@@ -117,7 +115,7 @@ impl Shared {
             self.check_shedding(Duration::from_nanos(shed))?;
         }
         let limit = self.admit_limit.load(Relaxed);
-        let mut cur = self.state.load(SeqCst);
+        let mut cur = self.gate.hot.state.load(SeqCst);
         loop {
             if cur & CLOSED != 0 {
                 return Err(Refusal::Closed);
@@ -129,6 +127,8 @@ impl Shared {
                 });
             }
             match self
+                .gate
+                .hot
                 .state
                 .compare_exchange_weak(cur, cur + 1, SeqCst, SeqCst)
             {
@@ -162,12 +162,13 @@ impl Shared {
             other => return other,
         }
         let deadline = timeout.map(|t| Instant::now() + t);
-        let _waiter = RoomWaiter::register(&self.room_waiters);
         loop {
             let notified = self.room.notified();
             tokio::pin!(notified);
-            // Enabled before re-checking, so a task finishing in between cannot be missed.
+            // Enabled and announced before re-checking: a task finishing in between either leaves room we see
+            // here or sees the flag and wakes us.
             notified.as_mut().enable();
+            self.room_wanted.store(true, SeqCst);
             match self.try_admit() {
                 Err(Refusal::Full { .. }) => {}
                 other => return other,
@@ -208,15 +209,16 @@ impl Shared {
     /// Records how an admitted task ended and frees its place in the backlog.
     pub(crate) fn finish(&self, outcome: Outcome) {
         let counter = match outcome {
-            Outcome::Completed => &self.counters.completed,
+            Outcome::Completed => &self.gate.hot.completed,
             Outcome::Panicked => &self.counters.panicked,
             Outcome::Aborted => &self.counters.aborted,
             Outcome::NeverStarted => &self.counters.never_started,
         };
         counter.fetch_add(1, Relaxed);
-        let prev = self.state.fetch_sub(1, SeqCst);
-        if self.room_waiters.load(SeqCst) > 0 {
-            self.room.notify_one();
+        let prev = self.gate.hot.state.fetch_sub(1, SeqCst);
+        if self.room_wanted.load(SeqCst) && self.room_wanted.swap(false, SeqCst) {
+            // Every waiter retries; those that lose re-announce themselves.
+            self.room.notify_waiters();
         }
         if prev & CLOSED != 0 {
             self.idle.notify_waiters();
@@ -224,19 +226,19 @@ impl Shared {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.state.load(SeqCst) & !CLOSED
+        self.gate.hot.state.load(SeqCst) & !CLOSED
     }
 
     /// Stops admission; returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
-        let was_open = self.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0;
+        let was_open = self.gate.hot.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0;
         // Waiters in `admit_wait` re-check and see `Closed`.
         self.room.notify_waiters();
         was_open
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(SeqCst) & CLOSED != 0
+        self.gate.hot.state.load(SeqCst) & CLOSED != 0
     }
 
     pub(crate) fn set_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
@@ -277,21 +279,5 @@ impl Shared {
             0 => None,
             nanos => Some(Duration::from_nanos(nanos)),
         }
-    }
-}
-
-/// Counts a task waiting in `admit_wait`, so that finishing tasks only touch the `Notify` when someone listens.
-struct RoomWaiter<'a>(&'a AtomicUsize);
-
-impl<'a> RoomWaiter<'a> {
-    fn register(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, SeqCst);
-        RoomWaiter(count)
-    }
-}
-
-impl Drop for RoomWaiter<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
     }
 }

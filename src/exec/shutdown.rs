@@ -57,16 +57,17 @@ impl BoundedExecutor {
     /// # }
     /// ```
     pub async fn shutdown(&self, deadline: Instant) -> ShutdownReport {
-        let counters = &self.shared.counters;
-        let snapshot = |c: &super::shared::Counters| {
+        let shared = &*self.shared;
+        let snapshot = |s: &super::shared::Shared| {
+            let c = &s.counters;
             [
-                c.completed.load(Relaxed),
+                s.gate.hot.completed.load(Relaxed),
                 c.panicked.load(Relaxed),
                 c.aborted.load(Relaxed),
                 c.never_started.load(Relaxed),
             ]
         };
-        let before = snapshot(counters);
+        let before = snapshot(shared);
         self.shared.close();
         let graceful = tokio::time::timeout_at(deadline, self.wait_for_tasks(true)).await;
         if graceful.is_err() {
@@ -74,7 +75,7 @@ impl BoundedExecutor {
             // Cancelled tasks are dropped by the runtime; wait for that, but not for blocking closures.
             self.wait_for_tasks(false).await;
         }
-        let after = snapshot(counters);
+        let after = snapshot(shared);
         ShutdownReport {
             completed: after[0] - before[0],
             panicked: after[1] - before[1],
