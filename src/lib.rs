@@ -51,6 +51,26 @@
 //! assert_eq!(pool.metrics().total.outstanding_buffers, 0);
 //! assert_eq!(pool.metrics().total.retained_bytes, 4096);
 //! ```
+//!
+//! ## Bounded task execution: [`exec`]
+//!
+//! A [`BoundedExecutor`] runs handlers off the read loop with a limit on running tasks and on the backlog.
+//! `try_spawn` refuses at once and hands the future back; `spawn` waits for room; tasks with the same key
+//! run in submission order.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use tidegate::{BoundedExecutor, SpawnError};
+//!
+//! let exec = BoundedExecutor::new(1, 0); // one running, no backlog
+//! let busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
+//! let refused = exec.try_spawn(async { "reply" }).unwrap_err();
+//! assert!(matches!(refused, SpawnError::Full { limit: 1, .. }));
+//! assert_eq!(refused.into_inner().await, "reply"); // nothing was lost
+//! busy.abort();
+//! # }
+//! ```
 #![warn(
     missing_docs,
     missing_debug_implementations,

@@ -62,6 +62,19 @@ fn assert_idle(exec: &BoundedExecutor) {
     );
 }
 
+#[tokio::test]
+async fn submission_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let exec = BoundedExecutor::new(1, 1);
+    let spawn = exec.spawn(async {});
+    assert_send(&spawn);
+    assert_send(&exec.spawn_keyed(1u8, async {}));
+    assert_send(&exec.spawn_timeout(async {}, Duration::from_secs(1)));
+    assert_send(&exec.spawn_blocking(|| ()));
+    assert_send(&exec.shutdown(Instant::now()));
+    spawn.await.unwrap().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flood_of_try_spawn_admits_exactly_the_limits() {
     const MAX_C: usize = 4;

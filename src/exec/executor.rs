@@ -73,6 +73,22 @@ impl BoundedExecutor {
     /// [`SpawnError::Full`] when `max_concurrency + max_pending` tasks are in flight,
     /// [`SpawnError::Overloaded`] when load shedding is on and the backlog is too old, [`SpawnError::Closed`]
     /// after [`shutdown`](BoundedExecutor::shutdown) began. The future is inside the error, not polled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use tidegate::exec::{BoundedExecutor, SpawnError};
+    ///
+    /// let exec = BoundedExecutor::new(1, 0);
+    /// let first = exec.try_spawn(async { 1 }).unwrap();
+    /// // The first task holds the only slot until it runs, so this one is refused and comes back.
+    /// let Err(SpawnError::Full { task, .. }) = exec.try_spawn(async { 2 }) else { panic!() };
+    /// assert_eq!(first.await.unwrap(), 1);
+    /// assert_eq!(exec.try_spawn(task).unwrap().await.unwrap(), 2);
+    /// # }
+    /// ```
     pub fn try_spawn<F>(&self, future: F) -> Result<TaskHandle<F::Output>, SpawnError<F>>
     where
         F: Future + Send + 'static,
@@ -95,6 +111,25 @@ impl BoundedExecutor {
     ///
     /// Cancel-safe: if the returned future is dropped before it completes, nothing was admitted (the task is
     /// dropped with it, unpolled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exec = tidegate::exec::BoundedExecutor::new(2, 2);
+    /// let mut handles = Vec::new();
+    /// for i in 0..10 {
+    ///     // Never more than four in flight: the loop waits for room instead of queueing without bound.
+    ///     handles.push(exec.spawn(async move { i }).await.unwrap());
+    /// }
+    /// let mut total = 0;
+    /// for h in handles {
+    ///     total += h.await.unwrap();
+    /// }
+    /// assert_eq!(total, 45);
+    /// # }
+    /// ```
     pub async fn spawn<F>(&self, future: F) -> Result<TaskHandle<F::Output>, SpawnError<F>>
     where
         F: Future + Send + 'static,
@@ -164,6 +199,18 @@ impl BoundedExecutor {
 
     /// Changes the number of tasks that may run at once. Raising it starts waiting tasks now; lowering it
     /// never interrupts running tasks, new ones just wait until enough have finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exec = tidegate::exec::BoundedExecutor::new(4, 16);
+    /// exec.set_max_concurrency(8);
+    /// exec.set_max_pending(0);
+    /// assert_eq!((exec.max_concurrency(), exec.max_pending()), (8, 0));
+    /// # }
+    /// ```
     pub fn set_max_concurrency(&self, max: usize) {
         self.shared.set_limits(Some(max), None);
     }
