@@ -272,6 +272,47 @@ async fn different_keys_run_in_parallel() {
     assert_idle(&exec);
 }
 
+#[tokio::test]
+async fn cancelling_a_keyed_task_before_its_turn_keeps_the_line_in_order() {
+    let exec = BoundedExecutor::new(4, 4);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let running = Arc::new(AtomicUsize::new(0));
+    let first = {
+        let running = running.clone();
+        exec.try_spawn_keyed(1, async move {
+            running.fetch_add(1, SeqCst);
+            rx.await.unwrap();
+            running.fetch_sub(1, SeqCst);
+        })
+        .unwrap()
+    };
+    let second = exec
+        .try_spawn_keyed(1, async { unreachable!("cancelled before its turn") })
+        .unwrap();
+    let third = {
+        let running = running.clone();
+        exec.try_spawn_keyed(1, async move { running.load(SeqCst) })
+            .unwrap()
+    };
+    settle().await;
+    second.abort();
+    assert!(second.await.unwrap_err().is_cancelled());
+    settle().await;
+    assert!(
+        !third.is_finished(),
+        "the third must still wait for the first"
+    );
+    tx.send(()).unwrap();
+    first.await.unwrap();
+    assert_eq!(
+        third.await.unwrap(),
+        0,
+        "the third ran after the first finished"
+    );
+    settle().await;
+    assert_idle(&exec);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_reports_exact_counts() {
     let exec = BoundedExecutor::new(2, 3);

@@ -193,8 +193,8 @@ impl BoundedExecutor {
             }
             None => (None, None),
         };
-        let guard = Guard::new(Arc::clone(&self.shared), turn);
-        TaskHandle::new(self.shared.handle.spawn(Task::new(body, previous, guard)))
+        let guard = Guard::new(Arc::clone(&self.shared), turn, previous);
+        TaskHandle::new(self.shared.handle.spawn(Task::new(body, guard)))
     }
 
     /// Changes the number of tasks that may run at once. Raising it starts waiting tasks now; lowering it

@@ -250,7 +250,8 @@ impl Shared {
             self.max_pending.store(max.min(MAX_LIMIT), SeqCst);
         }
         let (c, p) = (self.max_concurrency(), self.max_pending());
-        self.admit_limit.store(c + p, SeqCst);
+        // Below `CLOSED`, so that admitting up to the limit can never set the flag bit.
+        self.admit_limit.store((c + p).min(CLOSED - 1), SeqCst);
         if max_concurrency.is_some() {
             self.gate.set_limit(c);
         }

@@ -25,10 +25,16 @@ pub(crate) struct Guard {
     completed: bool,
     blocking: bool,
     turn: Option<KeyTurn>,
+    /// Resolves when the previous task with the same key has finished; `None` once it has (or if unkeyed).
+    previous: Option<oneshot::Receiver<()>>,
 }
 
 impl Guard {
-    pub(crate) fn new(shared: Arc<Shared>, turn: Option<KeyTurn>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        turn: Option<KeyTurn>,
+        previous: Option<oneshot::Receiver<()>>,
+    ) -> Self {
         Guard {
             shared,
             waiter: None,
@@ -36,6 +42,7 @@ impl Guard {
             completed: false,
             blocking: false,
             turn,
+            previous,
         }
     }
 
@@ -57,7 +64,12 @@ impl Guard {
         self.completed = true;
     }
 
-    fn poll_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_turn_and_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(previous) = &mut self.previous {
+            // An error means the predecessor's sender was dropped, which is exactly "it finished".
+            let _ = ready!(Pin::new(previous).poll(cx));
+            self.previous = None;
+        }
         if !self.started {
             ready!(self.shared.gate.poll_acquire(cx, &mut self.waiter));
             self.started = true;
@@ -76,7 +88,18 @@ impl Drop for Guard {
             self.shared.gate.release();
         }
         if let Some(turn) = self.turn.take() {
-            self.shared.keys.leave(turn);
+            match self.previous.take() {
+                None => self.shared.keys.leave(turn),
+                // Cancelled before its turn: the next task with this key must still wait for our predecessor,
+                // so hand our place to a small task that waits for it. Only cancellation pays this.
+                Some(previous) => {
+                    let shared = Arc::clone(&self.shared);
+                    drop(self.shared.handle.spawn(async move {
+                        let _ = previous.await;
+                        shared.keys.leave(turn);
+                    }));
+                }
+            }
         }
         if self.blocking {
             // Before `finish`, so shutdown never sees this task as neither in flight nor blocking.
@@ -149,17 +172,15 @@ pin_project! {
     pub(crate) struct Task<B> {
         #[pin]
         body: B,
-        turn: Option<oneshot::Receiver<()>>,
         guard: Option<Guard>,
         registered: Option<Registered>,
     }
 }
 
 impl<B> Task<B> {
-    pub(crate) fn new(body: B, turn: Option<oneshot::Receiver<()>>, guard: Guard) -> Self {
+    pub(crate) fn new(body: B, guard: Guard) -> Self {
         Task {
             body,
-            turn,
             guard: Some(guard),
             registered: None,
         }
@@ -175,11 +196,10 @@ impl<B: Body> Future for Task<B> {
         if let Some(guard) = this.guard.as_ref() {
             if guard.shared.registry.is_aborting() {
                 *this.guard = None;
-                *this.turn = None;
                 return Poll::Ready(Err(Aborted));
             }
         }
-        let poll = poll_stages(this.body.as_mut(), this.turn, this.guard, cx);
+        let poll = poll_stages(this.body.as_mut(), this.guard, cx);
         if poll.is_pending() && this.registered.is_none() {
             if let Some(guard) = this.guard.as_ref() {
                 *this.registered = Some(Registered::new(&guard.shared, cx.waker()));
@@ -191,17 +211,11 @@ impl<B: Body> Future for Task<B> {
 
 fn poll_stages<B: Body>(
     body: Pin<&mut B>,
-    turn: &mut Option<oneshot::Receiver<()>>,
     guard: &mut Option<Guard>,
     cx: &mut Context<'_>,
 ) -> Poll<B::Output> {
-    if let Some(rx) = turn {
-        // An error means the predecessor's sender was dropped, which is exactly "it finished".
-        let _ = ready!(Pin::new(rx).poll(cx));
-        *turn = None;
-    }
     if let Some(guard) = guard {
-        ready!(guard.poll_slot(cx));
+        ready!(guard.poll_turn_and_slot(cx));
     }
     body.poll_body(cx, guard)
 }
