@@ -75,6 +75,26 @@
 //! assert_eq!(task.await.unwrap().metrics.sent_bytes, 5);
 //! # }
 //! ```
+//!
+//! ## Bounded task execution: [`exec`]
+//!
+//! A [`BoundedExecutor`] runs handlers off the read loop with a limit on running tasks and on the backlog.
+//! `try_spawn` refuses at once and hands the future back; `spawn` waits for room; tasks with the same key
+//! run in submission order.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use tidegate::{BoundedExecutor, SpawnError};
+//!
+//! let exec = BoundedExecutor::new(1, 0); // one running, no backlog
+//! let busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
+//! let refused = exec.try_spawn(async { "reply" }).unwrap_err();
+//! assert!(matches!(refused, SpawnError::Full { limit: 1, .. }));
+//! assert_eq!(refused.into_inner().await, "reply"); // nothing was lost
+//! busy.abort();
+//! # }
+//! ```
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -91,7 +111,9 @@ mod loom;
 
 pub mod budget;
 pub mod buf;
+pub mod exec;
 pub mod watermark;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use buf::{BufPool, PoolError, PooledBuf};
+pub use exec::{BoundedExecutor, SpawnError, TaskError, TaskHandle};

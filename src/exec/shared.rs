@@ -1,0 +1,284 @@
+//! State shared by an executor's handles and its tasks: admission, outcome counters, wake-ups.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::runtime::Handle;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::error::SpawnError;
+use super::gate::Gate;
+use super::keyed::KeyMap;
+use super::registry::Registry;
+
+/// The top bit of `Shared::state` marks the executor closed, so admission checks "closed" and "full" with the
+/// same compare-and-swap.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+/// Limits are clamped below `CLOSED` so that the in-flight count can never reach the flag bit.
+pub(crate) const MAX_LIMIT: usize = CLOSED >> 1;
+
+pub(crate) struct Shared {
+    /// `max_concurrency + max_pending`, precomputed for the admission check.
+    admit_limit: AtomicUsize,
+    max_concurrency: AtomicUsize,
+    max_pending: AtomicUsize,
+    /// Load-shedding limit in nanoseconds; 0 means off.
+    shed_after: AtomicU64,
+    /// Serialises limit updates so the three limit fields stay consistent with each other.
+    limits: Mutex<()>,
+    pub(crate) gate: Gate,
+    room: Notify,
+    /// Set by a submitter about to wait for room; the first task to finish afterwards clears it and wakes the
+    /// waiters, so later finishers pay one load instead of a lock on the `Notify`.
+    room_wanted: AtomicBool,
+    pub(crate) idle: Notify,
+    pub(crate) counters: Counters,
+    pub(crate) registry: Registry,
+    pub(crate) keys: KeyMap,
+    pub(crate) handle: Handle,
+    pub(crate) name: Option<Arc<str>>,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) refused: AtomicU64,
+    pub(crate) panicked: AtomicU64,
+    pub(crate) aborted: AtomicU64,
+    pub(crate) never_started: AtomicU64,
+    pub(crate) peak_pending: AtomicUsize,
+    /// Blocking closures running on tokio's blocking pool; abort cannot stop them.
+    pub(crate) blocking_running: AtomicUsize,
+}
+
+/// How a task left the executor.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Outcome {
+    Completed,
+    Panicked,
+    Aborted,
+    NeverStarted,
+}
+
+/// An admission refusal before the task is attached to it.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    Full {
+        in_flight: usize,
+        limit: usize,
+    },
+    Overloaded {
+        oldest_pending: Duration,
+        limit: Duration,
+    },
+    TimedOut {
+        timeout: Duration,
+    },
+    Closed,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        max_concurrency: usize,
+        max_pending: usize,
+        shed_after: Option<Duration>,
+        handle: Handle,
+        name: Option<Arc<str>>,
+    ) -> Self {
+        let shared = Shared {
+            admit_limit: AtomicUsize::new(0),
+            max_concurrency: AtomicUsize::new(0),
+            max_pending: AtomicUsize::new(0),
+            shed_after: AtomicU64::new(0),
+            limits: Mutex::new(()),
+            gate: Gate::new(max_concurrency.min(MAX_LIMIT)),
+            room: Notify::new(),
+            room_wanted: AtomicBool::new(false),
+            idle: Notify::new(),
+            counters: Counters::default(),
+            registry: Registry::new(),
+            keys: KeyMap::new(),
+            handle,
+            name,
+        };
+        shared.set_limits(Some(max_concurrency), Some(max_pending));
+        shared.set_shed_after(shed_after);
+        shared
+    }
+
+    /// Admits one task or says why not. One CAS when there is room.
+    pub(crate) fn try_admit(&self) -> Result<(), Refusal> {
+        let shed = self.shed_after.load(Relaxed);
+        if shed != 0 {
+            self.check_shedding(Duration::from_nanos(shed))?;
+        }
+        let limit = self.admit_limit.load(Relaxed);
+        let mut cur = self.gate.hot.state.load(SeqCst);
+        loop {
+            if cur & CLOSED != 0 {
+                return Err(Refusal::Closed);
+            }
+            if cur >= limit {
+                return Err(Refusal::Full {
+                    in_flight: cur,
+                    limit,
+                });
+            }
+            match self
+                .gate
+                .hot
+                .state
+                .compare_exchange_weak(cur, cur + 1, SeqCst, SeqCst)
+            {
+                Ok(_) => break,
+                Err(actual) => cur = actual,
+            }
+        }
+        // Peak tracking costs a load on the hot path and an RMW only when the peak actually rises.
+        let pending = (cur + 1).saturating_sub(self.gate.running());
+        if pending > self.counters.peak_pending.load(Relaxed) {
+            self.counters.peak_pending.fetch_max(pending, Relaxed);
+        }
+        Ok(())
+    }
+
+    fn check_shedding(&self, limit: Duration) -> Result<(), Refusal> {
+        match self.gate.oldest_wait() {
+            Some(oldest_pending) if oldest_pending > limit => Err(Refusal::Overloaded {
+                oldest_pending,
+                limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Waits for room in the backlog. Cancel-safe: returning `Ok` is the last step, so a dropped wait has
+    /// admitted nothing.
+    pub(crate) async fn admit_wait(&self, timeout: Option<Duration>) -> Result<(), Refusal> {
+        match self.try_admit() {
+            Err(Refusal::Full { .. }) => {}
+            other => return other,
+        }
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let notified = self.room.notified();
+            tokio::pin!(notified);
+            // Enabled and announced before re-checking: a task finishing in between either leaves room we see
+            // here or sees the flag and wakes us.
+            notified.as_mut().enable();
+            self.room_wanted.store(true, SeqCst);
+            match self.try_admit() {
+                Err(Refusal::Full { .. }) => {}
+                other => return other,
+            }
+            match (deadline, timeout) {
+                (Some(deadline), Some(timeout)) => {
+                    if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                        return Err(Refusal::TimedOut { timeout });
+                    }
+                }
+                _ => notified.await,
+            }
+        }
+    }
+
+    /// Counts a refusal and hands the task back inside the error.
+    pub(crate) fn refuse<T>(&self, refusal: Refusal, task: T) -> SpawnError<T> {
+        self.counters.refused.fetch_add(1, Relaxed);
+        match refusal {
+            Refusal::Full { in_flight, limit } => SpawnError::Full {
+                task,
+                in_flight,
+                limit,
+            },
+            Refusal::Overloaded {
+                oldest_pending,
+                limit,
+            } => SpawnError::Overloaded {
+                task,
+                oldest_pending,
+                limit,
+            },
+            Refusal::TimedOut { timeout } => SpawnError::TimedOut { task, timeout },
+            Refusal::Closed => SpawnError::Closed { task },
+        }
+    }
+
+    /// Records how an admitted task ended and frees its place in the backlog.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Completed => &self.gate.hot.completed,
+            Outcome::Panicked => &self.counters.panicked,
+            Outcome::Aborted => &self.counters.aborted,
+            Outcome::NeverStarted => &self.counters.never_started,
+        };
+        counter.fetch_add(1, Relaxed);
+        let prev = self.gate.hot.state.fetch_sub(1, SeqCst);
+        if self.room_wanted.load(SeqCst) && self.room_wanted.swap(false, SeqCst) {
+            // Every waiter retries; those that lose re-announce themselves.
+            self.room.notify_waiters();
+        }
+        if prev & CLOSED != 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.gate.hot.state.load(SeqCst) & !CLOSED
+    }
+
+    /// Stops admission; returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        let was_open = self.gate.hot.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0;
+        // Waiters in `admit_wait` re-check and see `Closed`.
+        self.room.notify_waiters();
+        was_open
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.gate.hot.state.load(SeqCst) & CLOSED != 0
+    }
+
+    pub(crate) fn set_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
+        let _serial = self.limits.lock();
+        if let Some(max) = max_concurrency {
+            self.max_concurrency.store(max.min(MAX_LIMIT), SeqCst);
+        }
+        if let Some(max) = max_pending {
+            self.max_pending.store(max.min(MAX_LIMIT), SeqCst);
+        }
+        let (c, p) = (self.max_concurrency(), self.max_pending());
+        // Below `CLOSED`, so that admitting up to the limit can never set the flag bit.
+        self.admit_limit.store((c + p).min(CLOSED - 1), SeqCst);
+        if max_concurrency.is_some() {
+            self.gate.set_limit(c);
+        }
+        // A raised limit makes room that no finishing task will announce.
+        self.room.notify_waiters();
+    }
+
+    pub(crate) fn max_concurrency(&self) -> usize {
+        self.max_concurrency.load(SeqCst)
+    }
+
+    pub(crate) fn max_pending(&self) -> usize {
+        self.max_pending.load(SeqCst)
+    }
+
+    pub(crate) fn set_shed_after(&self, limit: Option<Duration>) {
+        // Zero means "off", so a zero limit is stored as one nanosecond: shed as soon as anyone waits.
+        let nanos = limit.map_or(0, |d| {
+            u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+        });
+        self.shed_after.store(nanos, Relaxed);
+    }
+
+    pub(crate) fn shed_after(&self) -> Option<Duration> {
+        match self.shed_after.load(Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+}
