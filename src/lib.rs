@@ -67,6 +67,7 @@ mod loom;
 
 pub mod budget;
 pub mod buf;
+pub mod codec;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use buf::{BufPool, PoolError, PooledBuf};
