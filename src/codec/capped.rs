@@ -12,9 +12,10 @@ use super::{CodecError, CodecMetrics, OversizePolicy};
 ///
 /// * [`OversizePolicy::Fail`] returns [`CodecError::FrameTooLong`] (inside the inner error type, through `io::Error`) and every
 ///   later call fails with [`CodecError::Failed`].
-/// * [`OversizePolicy::Skip`] drops what is buffered, counts it, and hands the following bytes to the inner decoder.
-///   A generic decoder cannot say where the oversize frame ends, so this suits decoders that find their own way back
-///   (a delimiter, a sync marker); the inner decoder must not keep offsets into the buffer it was given.
+/// * [`OversizePolicy::Skip`] ([`Capped::new_skipping`]) drops what is buffered, counts it, resets the inner decoder
+///   to a copy of its initial state (so no offset it kept into the old buffer survives), and hands it the following
+///   bytes. A generic decoder cannot say where the oversize frame ends, so this suits protocols that find their own
+///   way back (a delimiter, a sync marker): the rest of the oversize frame reaches the inner decoder.
 ///
 /// The check runs after the inner decoder returns, so `Capped` bounds what stays buffered between reads; it cannot
 /// stop an inner decoder that itself reserves memory from a header (tokio-util's `LengthDelimitedCodec` does; use
@@ -40,7 +41,9 @@ use super::{CodecError, CodecMetrics, OversizePolicy};
 pub struct Capped<D> {
     inner: D,
     max: usize,
-    policy: OversizePolicy,
+    /// The inner decoder as it was built and its `clone`, to restart from after a skip; `None` under `Fail`. A
+    /// function pointer keeps `D: Clone` off the `Decoder` impl.
+    pristine: Option<(D, fn(&D) -> D)>,
     failed: bool,
     metrics: CodecMetrics,
 }
@@ -51,26 +54,46 @@ impl<D> Capped<D> {
         Capped {
             inner,
             max,
-            policy: OversizePolicy::Fail,
+            pristine: None,
             failed: false,
             metrics: CodecMetrics::default(),
         }
     }
 
-    /// The same cap with another oversize policy.
-    pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
-        self.policy = policy;
-        self
+    /// Caps `inner` at `max` buffered bytes without a frame, with [`OversizePolicy::Skip`]: after a skip the inner
+    /// decoder restarts from a clone of `inner` as given here.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use tidegate::codec::Capped;
+    /// use tokio_util::codec::{Decoder, LinesCodec};
+    ///
+    /// let mut codec = Capped::new_skipping(LinesCodec::new(), 4);
+    /// let mut buf = BytesMut::from("far too long");
+    /// assert!(codec.decode(&mut buf).unwrap().is_none()); // discarded, not an error
+    /// buf.extend_from_slice(b"\nok\n");
+    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), ""); // the tail of the skipped line
+    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
+    /// assert_eq!(codec.metrics().discarded_bytes, 12);
+    /// ```
+    pub fn new_skipping(inner: D, max: usize) -> Self
+    where
+        D: Clone,
+    {
+        Capped {
+            pristine: Some((inner.clone(), D::clone)),
+            ..Capped::new(inner, max)
+        }
     }
 
-    /// The oversize policy.
+    /// The oversize policy, chosen by the constructor.
     pub fn policy(&self) -> OversizePolicy {
-        self.policy
-    }
-
-    /// Changes the oversize policy.
-    pub fn set_policy(&mut self, policy: OversizePolicy) {
-        self.policy = policy;
+        match self.pristine {
+            Some(_) => OversizePolicy::Skip,
+            None => OversizePolicy::Fail,
+        }
     }
 
     /// The cap in bytes.
@@ -115,15 +138,16 @@ impl<D> Capped<D> {
             return Ok(());
         }
         self.metrics.too_long += 1;
-        match self.policy {
-            OversizePolicy::Fail => {
+        match &self.pristine {
+            None => {
                 self.failed = true;
                 Err(CodecError::FrameTooLong {
                     len: len as u64,
                     max: self.max,
                 })
             }
-            OversizePolicy::Skip => {
+            Some((pristine, clone)) => {
+                self.inner = clone(pristine);
                 src.advance(len);
                 self.metrics.discarded_bytes += len as u64;
                 Ok(())

@@ -119,7 +119,7 @@ pub enum CodecError {
     Pool(#[from] crate::PoolError),
     /// Reading or writing failed.
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
 }
 
 impl From<CodecError> for io::Error {
@@ -137,6 +137,23 @@ impl From<CodecError> for io::Error {
         match err {
             CodecError::Io(inner) => inner,
             other => io::Error::new(kind, other),
+        }
+    }
+}
+
+impl From<io::Error> for CodecError {
+    /// Unwraps a `CodecError` that travelled inside an `io::Error` (as a `Decoder` error must), so callers match on
+    /// the original variant.
+    fn from(err: io::Error) -> Self {
+        if !err.get_ref().is_some_and(|inner| inner.is::<CodecError>()) {
+            return CodecError::Io(err);
+        }
+        let kind = err.kind();
+        match err.into_inner().map(|inner| inner.downcast::<CodecError>()) {
+            Some(Ok(inner)) => *inner,
+            // Not reached (checked above); rebuilt rather than panicking.
+            Some(Err(other)) => CodecError::Io(io::Error::new(kind, other)),
+            None => CodecError::Io(kind.into()),
         }
     }
 }

@@ -131,12 +131,12 @@ impl<R, D> FrameReader<R, D> {
     }
 
     /// Bytes read but not yet decoded into frames.
-    pub fn buffered(&self) -> usize {
+    pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
     }
 
     /// Bytes this reader holds reserved from its budget (zero without one).
-    pub fn reserved(&self) -> usize {
+    pub fn reserved_bytes(&self) -> usize {
         self.held.as_ref().map_or(0, Reservation::bytes)
     }
 }
@@ -293,7 +293,7 @@ impl<R, D> fmt::Debug for FrameReader<R, D> {
             .field("buffered", &self.buf.len())
             .field("read_size", &self.read_size)
             .field("pooled", &self.pool.is_some())
-            .field("reserved", &self.reserved())
+            .field("reserved", &self.reserved_bytes())
             .field("waiting_for_budget", &self.waiting_budget.is_some())
             .field("state", &self.state)
             .finish_non_exhaustive()
