@@ -60,7 +60,10 @@ async fn a_one_gib_claim_allocates_only_what_arrives() {
     }
     drop(buf);
     let largest = largest_since_reset();
-    assert!(largest < CEILING, "decoder allocated {largest} bytes for a 1 GiB claim");
+    assert!(
+        largest < CEILING,
+        "decoder allocated {largest} bytes for a 1 GiB claim"
+    );
 
     // In a FramedRead fed by a peer that sends the header and then stalls.
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
@@ -70,7 +73,10 @@ async fn a_one_gib_claim_allocates_only_what_arrives() {
     let mut frames = FramedRead::new(rx, LengthFieldCodec::new(2 * GIB));
     assert!(frames.next().await.unwrap().is_err()); // the stream ended mid-frame
     let largest = largest_since_reset();
-    assert!(largest < CEILING, "FramedRead allocated {largest} bytes for a 1 GiB claim");
+    assert!(
+        largest < CEILING,
+        "FramedRead allocated {largest} bytes for a 1 GiB claim"
+    );
 
     // In a FrameReader, skipping the claimed frame (over a 1 MiB max) and reading the next one.
     let (mut tx, rx) = tokio::io::duplex(64 * 1024);
@@ -88,7 +94,13 @@ async fn a_one_gib_claim_allocates_only_what_arrives() {
     let mut frames = FrameReader::new(rx, codec);
     assert!(frames.next().await.is_none()); // the peer left mid-skip: not an error, nothing buffered
     writer.await.unwrap();
-    assert_eq!(frames.decoder().metrics().discarded_bytes, 4 + 4 * 1024 * 1024);
+    assert_eq!(
+        frames.decoder().metrics().discarded_bytes,
+        4 + 4 * 1024 * 1024
+    );
     let largest = largest_since_reset();
-    assert!(largest < CEILING / 4, "FrameReader allocated {largest} bytes while skipping");
+    assert!(
+        largest < CEILING / 4,
+        "FrameReader allocated {largest} bytes while skipping"
+    );
 }

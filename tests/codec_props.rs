@@ -21,14 +21,20 @@ fn chunk(wire: &[u8], cuts: &[prop::sample::Index]) -> Vec<Vec<u8>> {
     chunks
 }
 
-fn round_trip<C>(mut make: impl FnMut() -> C, frames: &[Vec<u8>], cuts: &[prop::sample::Index]) -> Result<(), TestCaseError>
+fn round_trip<C>(
+    mut make: impl FnMut() -> C,
+    frames: &[Vec<u8>],
+    cuts: &[prop::sample::Index],
+) -> Result<(), TestCaseError>
 where
     C: Decoder<Item = Bytes, Error = CodecError> + for<'a> Encoder<&'a [u8], Error = CodecError>,
 {
     let mut wire = BytesMut::new();
     let mut encoder = make();
     for f in frames {
-        encoder.encode(&f[..], &mut wire).expect("frames are generated encodable");
+        encoder
+            .encode(&f[..], &mut wire)
+            .expect("frames are generated encodable");
     }
     let chunks = chunk(&wire, cuts);
     let chunks: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
@@ -39,7 +45,12 @@ where
 }
 
 fn layout() -> impl Strategy<Value = (usize, usize, bool, i64)> {
-    (0usize..4, prop::sample::select(vec![1usize, 2, 3, 4, 8]), any::<bool>(), -3i64..4)
+    (
+        0usize..4,
+        prop::sample::select(vec![1usize, 2, 3, 4, 8]),
+        any::<bool>(),
+        -3i64..4,
+    )
 }
 
 proptest! {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use tidegate::codec::{Capped, CodecError, FrameReader, LengthFieldCodec, LineCodec, OversizePolicy};
+use tidegate::codec::{
+    Capped, CodecError, FrameReader, LengthFieldCodec, LineCodec, OversizePolicy,
+};
 use tidegate::{BufPool, MemoryBudget};
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{AnyDelimiterCodec, Decoder, FramedRead, LinesCodec};
@@ -58,7 +60,8 @@ async fn framed_read_skip_keeps_delivering_after_a_discarded_frame() {
         .oversize_policy(OversizePolicy::Skip)
         .build()
         .unwrap();
-    let wire = b"\x00\x00\x00\x01a\x00\x00\x00\x20................................\x00\x00\x00\x01b";
+    let wire =
+        b"\x00\x00\x00\x01a\x00\x00\x00\x20................................\x00\x00\x00\x01b";
     let frames: Vec<_> = FramedRead::new(&wire[..], codec).collect().await;
     let frames: Vec<_> = frames.into_iter().map(Result::unwrap).collect();
     assert_eq!(frames, ["a", "b"]);
@@ -71,10 +74,14 @@ async fn frame_reader_reads_through_a_pool_and_returns_everything() {
     let (mut tx, rx) = tokio::io::duplex(64);
     let writer = tokio::spawn(async move {
         for i in 0..50u32 {
-            tx.write_all(format!("line {i}\r\n").as_bytes()).await.unwrap();
+            tx.write_all(format!("line {i}\r\n").as_bytes())
+                .await
+                .unwrap();
         }
     });
-    let mut frames = FrameReader::new(rx, LineCodec::new(32)).with_pool(pool.clone()).with_read_size(7);
+    let mut frames = FrameReader::new(rx, LineCodec::new(32))
+        .with_pool(pool.clone())
+        .with_read_size(7);
     let mut n = 0;
     while let Some(line) = frames.next().await {
         assert_eq!(line.unwrap(), format!("line {n}"));
@@ -94,7 +101,9 @@ async fn frame_reader_pauses_while_the_budget_is_exhausted() {
     let (mut tx, rx) = tokio::io::duplex(1024);
     tx.write_all(b"\x00\x00\x00\x02hi").await.unwrap();
     let codec = LengthFieldCodec::new(16);
-    let mut frames = FrameReader::new(rx, codec).with_budget(budget.clone()).with_read_size(16);
+    let mut frames = FrameReader::new(rx, codec)
+        .with_budget(budget.clone())
+        .with_read_size(16);
     // Buffered (0) plus one read (16) does not fit beside the hog: no read happens.
     let stalled = tokio::time::timeout(Duration::from_secs(1), frames.next()).await;
     assert!(stalled.is_err(), "read past an exhausted budget");
@@ -116,7 +125,10 @@ async fn frame_reader_charges_what_it_buffers() {
     let pending = tokio::time::timeout(Duration::from_millis(10), frames.next()).await;
     assert!(pending.is_err());
     assert_eq!(frames.buffered_bytes(), 7);
-    assert_eq!(frames.reserved_bytes(), 7 + tidegate::codec::DEFAULT_READ_SIZE);
+    assert_eq!(
+        frames.reserved_bytes(),
+        7 + tidegate::codec::DEFAULT_READ_SIZE
+    );
     tx.write_all(b"defghij").await.unwrap();
     assert_eq!(frames.next().await.unwrap().unwrap(), "abcdefghij");
     assert_eq!(budget.used(), 0);
@@ -134,13 +146,18 @@ async fn frame_reader_budget_that_can_never_fit_is_fatal() {
 #[tokio::test]
 async fn frame_reader_skip_is_not_fatal_but_decode_errors_are() {
     let codec = LineCodec::new(3).with_policy(OversizePolicy::Skip);
-    let frames: Vec<_> = FrameReader::new(&b"a\ntoolong\nb\n"[..], codec).collect().await;
+    let frames: Vec<_> = FrameReader::new(&b"a\ntoolong\nb\n"[..], codec)
+        .collect()
+        .await;
     let frames: Vec<_> = frames.into_iter().map(Result::unwrap).collect();
     assert_eq!(frames, ["a", "b"]);
 
     let mut frames = FrameReader::new(&b"a\ntoolong\nb\n"[..], LineCodec::new(3));
     assert_eq!(frames.next().await.unwrap().unwrap(), "a");
-    assert!(matches!(frames.next().await.unwrap(), Err(CodecError::FrameTooLong { .. })));
+    assert!(matches!(
+        frames.next().await.unwrap(),
+        Err(CodecError::FrameTooLong { .. })
+    ));
     assert!(frames.next().await.is_none());
 }
 

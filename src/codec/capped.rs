@@ -1,9 +1,14 @@
 //! A cap on the bytes any decoder may buffer without producing a frame.
 
+use std::fmt;
+
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::{CodecError, CodecMetrics, OversizePolicy};
+
+/// A decoder's initial state and how to copy it.
+type Restart<D> = (D, fn(&D) -> D);
 
 /// Wraps any [`Decoder`] and limits the bytes it may have buffered without producing a frame.
 ///
@@ -37,13 +42,13 @@ use super::{CodecError, CodecMetrics, OversizePolicy};
 /// assert!(err.to_string().contains("longer than the maximum of 8 bytes"));
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Capped<D> {
     inner: D,
     max: usize,
     /// The inner decoder as it was built and its `clone`, to restart from after a skip; `None` under `Fail`. A
     /// function pointer keeps `D: Clone` off the `Decoder` impl.
-    pristine: Option<(D, fn(&D) -> D)>,
+    pristine: Option<Restart<D>>,
     failed: bool,
     metrics: CodecMetrics,
 }
@@ -198,5 +203,17 @@ impl<D: Encoder<I>, I> Encoder<I> for Capped<D> {
 
     fn encode(&mut self, item: I, dst: &mut BytesMut) -> Result<(), D::Error> {
         self.inner.encode(item, dst)
+    }
+}
+
+impl<D> fmt::Debug for Capped<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Capped")
+            .field("inner", &std::any::type_name::<D>())
+            .field("max", &self.max)
+            .field("policy", &self.policy())
+            .field("failed", &self.failed)
+            .field("metrics", &self.metrics)
+            .finish()
     }
 }

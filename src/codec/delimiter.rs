@@ -156,7 +156,12 @@ impl DelimiterCodec {
         len.saturating_sub(self.longest - 1)
     }
 
-    fn too_long(&mut self, src: &mut BytesMut, len: usize, consumed: usize) -> Result<(), CodecError> {
+    fn too_long(
+        &mut self,
+        src: &mut BytesMut,
+        len: usize,
+        consumed: usize,
+    ) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
         match self.policy {
             OversizePolicy::Fail => {

@@ -109,7 +109,9 @@ pub enum CodecError {
         min_frame: usize,
     },
     /// No delimiter was given, or one of them is empty.
-    #[error("invalid codec configuration: delimiters must be non-empty and there must be at least one")]
+    #[error(
+        "invalid codec configuration: delimiters must be non-empty and there must be at least one"
+    )]
     EmptyDelimiter,
     /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the bytes it needs.
     #[error("frame reader: {0}")]

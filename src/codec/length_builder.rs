@@ -1,7 +1,7 @@
 //! Builder for [`LengthFieldCodec`].
 
-use super::{CodecError, LengthFieldCodec, OversizePolicy};
 use super::length_layout::Layout;
+use super::{CodecError, LengthFieldCodec, OversizePolicy};
 
 /// Configures a [`LengthFieldCodec`]: where the length field is, how wide, which byte order, how to turn its value
 /// into a frame length, what to strip, and the **required** maximum.

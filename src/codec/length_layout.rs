@@ -108,7 +108,11 @@ impl Layout {
     }
 
     /// Appends a header for a payload of `payload_len` bytes: zeros up to the field, then the field.
-    pub(crate) fn write_header(&self, payload_len: usize, dst: &mut BytesMut) -> Result<(), CodecError> {
+    pub(crate) fn write_header(
+        &self,
+        payload_len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
         let len = self.header_len as u128 + payload_len as u128;
         if len > self.max as u128 {
             return Err(CodecError::FrameTooLong {

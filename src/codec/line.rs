@@ -108,7 +108,12 @@ impl LineCodec {
         self.metrics
     }
 
-    fn too_long(&mut self, src: &mut BytesMut, len: usize, consumed: usize) -> Result<(), CodecError> {
+    fn too_long(
+        &mut self,
+        src: &mut BytesMut,
+        len: usize,
+        consumed: usize,
+    ) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
         self.scanned = 0;
         match self.policy {

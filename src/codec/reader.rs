@@ -168,7 +168,13 @@ impl<R: AsyncRead, D: Decoder> Stream for FrameReader<R, D> {
                 }
             }
             let want = this.buf.len() + *this.read_size;
-            let charged = ready!(poll_charge(this.budget, this.held, this.waiting_budget, want, cx));
+            let charged = ready!(poll_charge(
+                this.budget,
+                this.held,
+                this.waiting_budget,
+                want,
+                cx
+            ));
             let read = match charged {
                 Ok(()) => ready!(poll_fill(
                     this.reader.as_mut(),

@@ -25,15 +25,30 @@ where
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => frames.push(frame),
                 Ok(None) => break,
-                Err(error) => return Outcome { frames, error: Some(error) },
+                Err(error) => {
+                    return Outcome {
+                        frames,
+                        error: Some(error),
+                    }
+                }
             }
         }
     }
     loop {
         match codec.decode_eof(&mut buf) {
             Ok(Some(frame)) => frames.push(frame),
-            Ok(None) => return Outcome { frames, error: None },
-            Err(error) => return Outcome { frames, error: Some(error) },
+            Ok(None) => {
+                return Outcome {
+                    frames,
+                    error: None,
+                }
+            }
+            Err(error) => {
+                return Outcome {
+                    frames,
+                    error: Some(error),
+                }
+            }
         }
     }
 }
