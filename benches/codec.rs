@@ -58,7 +58,7 @@ fn bench_length(c: &mut Criterion, name: &str, payload: usize) {
         b.iter_batched(
             || input.clone(),
             |buf| drain(&mut codec, buf),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     group.bench_function("tokio_util", |b| {
@@ -68,7 +68,7 @@ fn bench_length(c: &mut Criterion, name: &str, payload: usize) {
         b.iter_batched(
             || input.clone(),
             |buf| drain(&mut codec, buf),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     group.finish();
@@ -88,7 +88,7 @@ fn decode_lines(c: &mut Criterion) {
         b.iter_batched(
             || input.clone(),
             |buf| drain(&mut codec, buf),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     group.bench_function("tokio_util", |b| {
@@ -96,7 +96,7 @@ fn decode_lines(c: &mut Criterion) {
         b.iter_batched(
             || input.clone(),
             |buf| drain(&mut codec, buf),
-            BatchSize::SmallInput,
+            BatchSize::PerIteration,
         )
     });
     group.finish();

@@ -16,7 +16,7 @@
 //!
 //! Memory held by a decoder's buffer is at most its maximum plus one read. A frame shares the read buffer's
 //! allocation when that is cheap and small; a small frame cut from a large allocation is copied out instead, so a
-//! frame never keeps more than 64 KiB or 8 times its own size alive (counted in [`CodecMetrics::copied_frames`]).
+//! frame never keeps more than 128 KiB or 8 times its own size alive (counted in [`CodecMetrics::copied_frames`]).
 //!
 //! # Examples
 //!
@@ -34,7 +34,7 @@
 //!     .length_field_width(2)
 //!     .oversize_policy(OversizePolicy::Skip)
 //!     .build()?;
-//! let wire: &[u8] = b"\x00\x10sixteen-bytes!!\x00\x02ok";
+//! let wire: &[u8] = b"\x00\x10sixteen-bytes!!!\x00\x02ok";
 //! let mut frames = FramedRead::new(wire, codec);
 //! assert_eq!(frames.next().await.unwrap()?, "ok"); // the 18-byte frame was discarded
 //! assert!(frames.next().await.is_none());
