@@ -95,6 +95,22 @@
 //! busy.abort();
 //! # }
 //! ```
+//!
+//! ## Capped decoders: [`codec`]
+//!
+//! Every decoder has a required maximum and buffers only bytes that arrived, whatever a header claims. An oversize
+//! frame fails the stream or, with [`OversizePolicy::Skip`](codec::OversizePolicy::Skip), is discarded as it arrives
+//! while the next frames keep coming.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use tidegate::codec::LengthFieldCodec;
+//! use tokio_util::codec::Decoder;
+//!
+//! let mut codec = LengthFieldCodec::new(1024);
+//! let mut buf = BytesMut::from(&b"\x40\x00\x00\x00"[..]); // claims 1 GiB
+//! assert!(codec.decode(&mut buf).is_err()); // refused at once; nothing was reserved
+//! ```
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -111,6 +127,7 @@ mod loom;
 
 pub mod budget;
 pub mod buf;
+pub mod codec;
 pub mod exec;
 pub mod watermark;
 

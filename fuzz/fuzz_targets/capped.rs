@@ -1,0 +1,34 @@
+#![no_main]
+//! Capped around tokio-util's uncapped AnyDelimiterCodec, both policies, any chunking.
+
+mod common;
+
+use bytes::Bytes;
+use libfuzzer_sys::fuzz_target;
+use tidegate::codec::Capped;
+use tokio_util::codec::{AnyDelimiterCodec, Decoder};
+
+/// Adapts AnyDelimiterCodec's error type to the shared runner (which only needs `Item = Bytes`).
+#[derive(Clone)]
+struct Inner(AnyDelimiterCodec);
+
+impl Decoder for Inner {
+    type Item = Bytes;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> Result<Option<Bytes>, std::io::Error> {
+        self.0.decode(src).map_err(std::io::Error::other)
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[a], rest)) = data.split_first_chunk::<1>() else {
+        return;
+    };
+    let max = usize::from(a & 0x7f);
+    let inner = Inner(AnyDelimiterCodec::new(b";\n".to_vec(), vec![]));
+    let mut codec = if a & 0x80 != 0 { Capped::new_skipping(inner, max) } else { Capped::new(inner, max) };
+    // The inner decoder emits a frame of at most `max` bytes: longer ones are cut off by the cap first, unless a
+    // single read brings one whole (chunks are up to 256 bytes), so frames are bounded by max + one read.
+    common::run(&mut codec, rest, max + 256, max);
+});

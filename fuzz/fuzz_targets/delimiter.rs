@@ -1,0 +1,24 @@
+#![no_main]
+//! DelimiterCodec with up to three delimiters chosen by the input, both policies, any chunking.
+
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use tidegate::codec::{DelimiterCodec, OversizePolicy};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[a, b], rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let all: [&[u8]; 4] = [b"\n", b"\r\n", b"||", b"\0\0\0"];
+    let delimiters: Vec<&[u8]> = (0..4).filter(|i| a & (1 << i) != 0).map(|i| all[i]).collect();
+    let max = usize::from(b);
+    let policy = if a & 0x80 != 0 { OversizePolicy::Skip } else { OversizePolicy::Fail };
+    let Ok(codec) = DelimiterCodec::new(&delimiters, max) else {
+        assert!(delimiters.is_empty());
+        return;
+    };
+    let mut codec = codec.with_policy(policy);
+    // Beyond the max, only a possible delimiter prefix (at most 2 bytes) may stay buffered.
+    common::run(&mut codec, rest, max, max + 2);
+});

@@ -1,0 +1,161 @@
+//! The one error type of the codec module.
+
+use std::io;
+
+/// Why a codec refused a configuration, a frame or a header.
+///
+/// Variants named after a configuration are returned by builders and constructors; the others by decoders,
+/// encoders and [`FrameReader`](super::FrameReader).
+///
+/// Every variant that is about a size carries the observed value and the limit, so a log line says what to tune.
+/// Decoders and encoders convert it into [`std::io::Error`] (the kind tells what happened) where tokio-util needs
+/// one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// A frame is longer than the configured maximum.
+    #[error("frame of {len} bytes is longer than the maximum of {max} bytes")]
+    FrameTooLong {
+        /// The frame's length as far as it is known: the whole frame for a length header, at least this many bytes
+        /// for a delimited frame whose delimiter has not arrived yet.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A length header gives a frame shorter than the header itself, or a negative length, after the adjustment.
+    #[error("malformed length header: field value {value} with adjustment {adjustment} gives a frame of {frame_len} bytes, shorter than its {header_len}-byte header")]
+    FrameShorterThanHeader {
+        /// The raw value of the length field.
+        value: u64,
+        /// The configured length adjustment.
+        adjustment: i64,
+        /// The frame length it gives (header included); may be negative.
+        frame_len: i128,
+        /// Bytes up to the end of the length field.
+        header_len: usize,
+    },
+    /// The stream ended in the middle of a frame.
+    #[error("stream ended with {buffered} bytes of an incomplete frame buffered")]
+    UnexpectedEof {
+        /// Bytes of the incomplete frame that were buffered.
+        buffered: usize,
+    },
+    /// An encoder was handed a frame that contains the delimiter it would terminate it with, so a decoder could not
+    /// find the frame's end again.
+    #[error("frame contains a delimiter at byte {position}; it would not decode as one frame")]
+    DelimiterInFrame {
+        /// Offset of the first delimiter byte inside the frame.
+        position: usize,
+    },
+    /// The length a frame needs in its header does not fit the field (too large for its width, or negative after
+    /// the adjustment).
+    #[error("frame of {len} bytes needs length field value {value}, which a {width}-byte field cannot hold")]
+    LengthNotRepresentable {
+        /// The frame's payload length.
+        len: usize,
+        /// The value the field would need (payload length minus the adjustment).
+        value: i128,
+        /// The field width in bytes.
+        width: usize,
+    },
+    /// The decoder failed earlier with a fatal error and refuses to go on; close the connection.
+    #[error("decoder failed earlier with a fatal error; the stream cannot be resynchronised")]
+    Failed,
+    /// `max_frame_length` was never set; there is deliberately no default.
+    #[error("invalid codec configuration: max_frame_length is required")]
+    MissingMaxFrameLength,
+    /// The length field width is not one of 1, 2, 3, 4 or 8 bytes.
+    #[error("invalid codec configuration: length field width {width} is not one of 1, 2, 3, 4, 8")]
+    InvalidFieldWidth {
+        /// The width asked for.
+        width: usize,
+    },
+    /// The maximum is smaller than the header, so no frame could ever be accepted.
+    #[error("invalid codec configuration: max_frame_length {max} is smaller than the {header_len}-byte header")]
+    MaxBelowHeader {
+        /// The configured maximum.
+        max: usize,
+        /// Bytes up to the end of the length field.
+        header_len: usize,
+    },
+    /// The field cannot express a frame as long as the maximum.
+    #[error("invalid codec configuration: a {width}-byte length field reaches frames of at most {reachable} bytes, below max_frame_length {max}")]
+    FieldTooNarrow {
+        /// The field width in bytes.
+        width: usize,
+        /// The longest frame the field can describe with this adjustment.
+        reachable: i128,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// With this adjustment every frame would be shorter than its header or longer than the maximum.
+    #[error("invalid codec configuration: length adjustment {adjustment} makes the shortest frame {min_frame} bytes, outside {header_len}..={max}")]
+    AdjustmentOutOfRange {
+        /// The configured adjustment.
+        adjustment: i64,
+        /// The frame length a field value of zero gives.
+        min_frame: i128,
+        /// Bytes up to the end of the length field.
+        header_len: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// More bytes would be stripped than the shortest possible frame has.
+    #[error("invalid codec configuration: strip of {strip} bytes is larger than the shortest possible frame of {min_frame} bytes")]
+    StripTooLarge {
+        /// The configured number of bytes to strip.
+        strip: usize,
+        /// The shortest frame the configuration admits.
+        min_frame: usize,
+    },
+    /// No delimiter was given, or one of them is empty.
+    #[error(
+        "invalid codec configuration: delimiters must be non-empty and there must be at least one"
+    )]
+    EmptyDelimiter,
+    /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the bytes it needs.
+    #[error("frame reader: {0}")]
+    Budget(#[from] crate::BudgetError),
+    /// The buffer pool of a [`FrameReader`](super::FrameReader) refused a read buffer.
+    #[error("frame reader: {0}")]
+    Pool(#[from] crate::PoolError),
+    /// Reading or writing failed.
+    #[error(transparent)]
+    Io(io::Error),
+}
+
+impl From<CodecError> for io::Error {
+    fn from(err: CodecError) -> Self {
+        let kind = match &err {
+            CodecError::Io(inner) => inner.kind(),
+            CodecError::FrameTooLong { .. }
+            | CodecError::FrameShorterThanHeader { .. }
+            | CodecError::Failed => io::ErrorKind::InvalidData,
+            CodecError::UnexpectedEof { .. } => io::ErrorKind::UnexpectedEof,
+            CodecError::Budget(_) | CodecError::Pool(_) => io::ErrorKind::OutOfMemory,
+            // Refused configurations and frames handed to an encoder: the caller's input, not the peer's.
+            _ => io::ErrorKind::InvalidInput,
+        };
+        match err {
+            CodecError::Io(inner) => inner,
+            other => io::Error::new(kind, other),
+        }
+    }
+}
+
+impl From<io::Error> for CodecError {
+    /// Unwraps a `CodecError` that travelled inside an `io::Error` (as a `Decoder` error must), so callers match on
+    /// the original variant.
+    fn from(err: io::Error) -> Self {
+        if !err.get_ref().is_some_and(|inner| inner.is::<CodecError>()) {
+            return CodecError::Io(err);
+        }
+        let kind = err.kind();
+        match err.into_inner().map(|inner| inner.downcast::<CodecError>()) {
+            Some(Ok(inner)) => *inner,
+            // Not reached (checked above); rebuilt rather than panicking.
+            Some(Err(other)) => CodecError::Io(io::Error::new(kind, other)),
+            None => CodecError::Io(kind.into()),
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! A decoder and encoder for frames that start with a length field.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::length_layout::Layout;
+use super::split::Splitter;
+use super::{CodecError, CodecMetrics, LengthFieldCodecBuilder, OversizePolicy};
+
+/// Frames that start with a length field, capped by a required maximum.
+///
+/// Unlike tokio-util's `LengthDelimitedCodec`, it never reserves memory for the length a header claims: the read
+/// buffer grows only with bytes that arrived. The maximum applies to the whole frame as buffered (header included,
+/// after the adjustment). Under [`OversizePolicy::Skip`] an oversize frame is consumed and dropped as it arrives and
+/// the next frame decodes normally. A header that gives a frame shorter than itself is a fatal
+/// [`CodecError::FrameShorterThanHeader`].
+///
+/// As an encoder it writes a header (zeros before the field, then the field) and the item; decoding that output
+/// gives the item back when `strip` is the header length (the default). It refuses, without writing anything, an
+/// item that would make a frame longer than the maximum or whose length the field cannot hold.
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tidegate::codec::LengthFieldCodec;
+/// use tokio_util::codec::FramedRead;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tidegate::codec::CodecError> {
+/// let codec = LengthFieldCodec::builder().max_frame_length(64 * 1024).build()?;
+/// let wire: &[u8] = b"\x00\x00\x00\x05hello\x00\x00\x00\x00";
+/// let mut frames = FramedRead::new(wire, codec);
+/// assert_eq!(frames.next().await.unwrap()?, "hello");
+/// assert_eq!(frames.next().await.unwrap()?, ""); // zero-length frames are frames
+/// assert!(frames.next().await.is_none());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LengthFieldCodec {
+    layout: Layout,
+    policy: OversizePolicy,
+    state: State,
+    splitter: Splitter,
+    metrics: CodecMetrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    /// Skipping an oversize frame: this many bytes of it have not arrived yet.
+    Discarding(u64),
+    Failed,
+}
+
+impl LengthFieldCodec {
+    /// A builder; `max_frame_length` must be set before [`build`](LengthFieldCodecBuilder::build).
+    pub fn builder() -> LengthFieldCodecBuilder {
+        LengthFieldCodecBuilder::new()
+    }
+
+    /// A 4-byte big-endian length prefix counting the payload only, stripped from frames: the wire format of
+    /// tokio-util's `LengthDelimitedCodec`.
+    ///
+    /// # Panics
+    ///
+    /// If `max_frame_length` is smaller than the 4-byte header.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let codec = tidegate::codec::LengthFieldCodec::new(1 << 20);
+    /// assert_eq!(codec.max_frame_length(), 1 << 20);
+    /// ```
+    pub fn new(max_frame_length: usize) -> Self {
+        match Self::builder().max_frame_length(max_frame_length).build() {
+            Ok(codec) => codec,
+            Err(err) => panic!("LengthFieldCodec::new: {err}"),
+        }
+    }
+
+    pub(crate) fn from_layout(layout: Layout, policy: OversizePolicy) -> Self {
+        LengthFieldCodec {
+            layout,
+            policy,
+            state: State::Head,
+            splitter: Splitter::default(),
+            metrics: CodecMetrics::default(),
+        }
+    }
+
+    /// The longest frame accepted, header included.
+    pub fn max_frame_length(&self) -> usize {
+        self.layout.max
+    }
+
+    /// Changes the maximum for the frames whose header has not been read yet.
+    ///
+    /// # Errors
+    ///
+    /// The same configuration errors as [`LengthFieldCodecBuilder::build`]; the old maximum stays then.
+    pub fn set_max_frame_length(&mut self, max: usize) -> Result<(), CodecError> {
+        self.layout = self.layout.with_max(max)?;
+        Ok(())
+    }
+
+    /// The oversize policy.
+    pub fn policy(&self) -> OversizePolicy {
+        self.policy
+    }
+
+    /// Changes the oversize policy for the frames whose header has not been read yet.
+    pub fn set_policy(&mut self, policy: OversizePolicy) {
+        self.policy = policy;
+    }
+
+    /// Whether a fatal error happened; every later `decode` fails.
+    pub fn is_failed(&self) -> bool {
+        self.state == State::Failed
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> CodecMetrics {
+        self.metrics
+    }
+
+    /// Drops what is left of an oversize frame; returns whether all of it is gone.
+    fn discard(&mut self, src: &mut BytesMut, remaining: u64) -> bool {
+        let n = remaining.min(src.len() as u64);
+        src.advance(n as usize);
+        self.metrics.discarded_bytes += n;
+        if n == remaining {
+            self.state = State::Head;
+            true
+        } else {
+            self.state = State::Discarding(remaining - n);
+            false
+        }
+    }
+
+    fn oversize(&mut self, src: &mut BytesMut, len: i128) -> Result<bool, CodecError> {
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
+        self.metrics.too_long += 1;
+        match self.policy {
+            OversizePolicy::Fail => {
+                self.state = State::Failed;
+                Err(CodecError::FrameTooLong {
+                    len,
+                    max: self.layout.max,
+                })
+            }
+            OversizePolicy::Skip => Ok(self.discard(src, len)),
+        }
+    }
+
+    fn malformed(&mut self, value: u64, frame_len: i128) -> CodecError {
+        self.metrics.malformed += 1;
+        self.state = State::Failed;
+        CodecError::FrameShorterThanHeader {
+            value,
+            adjustment: self.layout.adjustment,
+            frame_len,
+            header_len: self.layout.header_len,
+        }
+    }
+}
+
+impl Decoder for LengthFieldCodec {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        loop {
+            match self.state {
+                State::Head => {}
+                State::Discarding(remaining) => {
+                    if !self.discard(src, remaining) {
+                        return Ok(None);
+                    }
+                }
+                State::Failed => return Err(CodecError::Failed),
+            }
+            let layout = &self.layout;
+            if src.len() < layout.header_len {
+                return Ok(None);
+            }
+            let value = layout.read(src);
+            let len = layout.frame_len(value);
+            if len < layout.header_len as i128 {
+                return Err(self.malformed(value, len));
+            }
+            if len > layout.max as i128 {
+                if self.oversize(src, len)? {
+                    continue;
+                }
+                return Ok(None);
+            }
+            // Checked against `max` above, so it fits a usize. No reservation for the missing bytes: memory
+            // follows what arrives, not what the header claims.
+            let len = len as usize;
+            if src.len() < len {
+                return Ok(None);
+            }
+            let (frame, copied) = self.splitter.take(src, layout.strip, len);
+            self.metrics.frames += 1;
+            self.metrics.bytes += frame.len() as u64;
+            self.metrics.copied_frames += u64::from(copied);
+            return Ok(Some(frame));
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(CodecError::UnexpectedEof {
+                buffered: src.len(),
+            }),
+        }
+    }
+}
+
+impl Encoder<&[u8]> for LengthFieldCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.layout.write_header(item.len(), dst)?;
+        dst.extend_from_slice(item);
+        Ok(())
+    }
+}
+
+impl Encoder<Bytes> for LengthFieldCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&item[..], dst)
+    }
+}

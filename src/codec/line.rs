@@ -1,0 +1,249 @@
+//! A decoder and encoder for lines ending in `\n` or `\r\n`.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::split::Splitter;
+use super::{CodecError, CodecMetrics, OversizePolicy};
+
+/// Lines ending in `\n` or `\r\n`, capped by a required maximum, as [`Bytes`] without their line ending.
+///
+/// The line ending does not count toward the maximum, so a line of exactly `max` bytes is accepted with either
+/// ending. Scanning resumes where the previous call stopped (one `memchr` over new bytes only), and an oversize line
+/// is detected as soon as more than `max` bytes of it are buffered. Lines are bytes, not `String`s: no UTF-8 check
+/// is paid for, and binary protocols with text framing work.
+///
+/// At the end of the stream, bytes after the last line ending are returned as a last line.
+///
+/// As an encoder it appends `\n`, and refuses an item longer than the maximum, an item containing `\n`, and one
+/// ending in `\r` (it would decode without it).
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::StreamExt;
+/// use tidegate::codec::LineCodec;
+/// use tokio_util::codec::FramedRead;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tidegate::codec::CodecError> {
+/// let mut lines = FramedRead::new(&b"GET / HTTP/1.1\r\nHost: x\n\n"[..], LineCodec::new(8 * 1024));
+/// assert_eq!(lines.next().await.unwrap()?, "GET / HTTP/1.1");
+/// assert_eq!(lines.next().await.unwrap()?, "Host: x");
+/// assert_eq!(lines.next().await.unwrap()?, "");
+/// assert!(lines.next().await.is_none());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct LineCodec {
+    max: usize,
+    policy: OversizePolicy,
+    state: State,
+    /// No `\n` before this offset of the buffer.
+    scanned: usize,
+    splitter: Splitter,
+    metrics: CodecMetrics,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Reading,
+    Discarding,
+    Failed,
+}
+
+impl LineCodec {
+    /// A codec for lines of at most `max_line_length` bytes, line ending not counted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(tidegate::codec::LineCodec::new(80).max_line_length(), 80);
+    /// ```
+    pub fn new(max_line_length: usize) -> Self {
+        LineCodec {
+            max: max_line_length,
+            policy: OversizePolicy::Fail,
+            state: State::Reading,
+            scanned: 0,
+            splitter: Splitter::default(),
+            metrics: CodecMetrics::default(),
+        }
+    }
+
+    /// The same codec with another oversize policy.
+    pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The oversize policy.
+    pub fn policy(&self) -> OversizePolicy {
+        self.policy
+    }
+
+    /// Changes the oversize policy for lines not yet found too long.
+    pub fn set_policy(&mut self, policy: OversizePolicy) {
+        self.policy = policy;
+    }
+
+    /// The longest line accepted, line ending not counted.
+    pub fn max_line_length(&self) -> usize {
+        self.max
+    }
+
+    /// Changes the maximum for lines not yet found too long.
+    pub fn set_max_line_length(&mut self, max: usize) {
+        self.max = max;
+    }
+
+    /// Whether a fatal error happened; every later `decode` fails.
+    pub fn is_failed(&self) -> bool {
+        self.state == State::Failed
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> CodecMetrics {
+        self.metrics
+    }
+
+    fn too_long(
+        &mut self,
+        src: &mut BytesMut,
+        len: usize,
+        consumed: usize,
+    ) -> Result<(), CodecError> {
+        self.metrics.too_long += 1;
+        self.scanned = 0;
+        match self.policy {
+            OversizePolicy::Fail => {
+                self.state = State::Failed;
+                Err(CodecError::FrameTooLong {
+                    len: len as u64,
+                    max: self.max,
+                })
+            }
+            OversizePolicy::Skip => {
+                src.advance(consumed);
+                self.metrics.discarded_bytes += consumed as u64;
+                Ok(())
+            }
+        }
+    }
+
+    fn take(&mut self, src: &mut BytesMut, content: usize, consumed: usize) -> Bytes {
+        self.scanned = 0;
+        let (line, copied) = self.splitter.take(src, 0, content);
+        src.advance(consumed - content);
+        self.metrics.frames += 1;
+        self.metrics.bytes += line.len() as u64;
+        self.metrics.copied_frames += u64::from(copied);
+        line
+    }
+}
+
+/// Length of the line in `buf[..end]` without a trailing `\r`.
+#[inline]
+fn without_cr(buf: &[u8], end: usize) -> usize {
+    if end > 0 && buf[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    }
+}
+
+impl Decoder for LineCodec {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        loop {
+            match self.state {
+                State::Reading => {}
+                State::Discarding => match memchr::memchr(b'\n', src) {
+                    Some(i) => {
+                        src.advance(i + 1);
+                        self.metrics.discarded_bytes += i as u64 + 1;
+                        self.state = State::Reading;
+                    }
+                    None => {
+                        self.metrics.discarded_bytes += src.len() as u64;
+                        src.clear();
+                        return Ok(None);
+                    }
+                },
+                State::Failed => return Err(CodecError::Failed),
+            }
+            // `min` guards against a caller that shrank the buffer between calls.
+            let from = self.scanned.min(src.len());
+            match memchr::memchr(b'\n', &src[from..]) {
+                Some(i) => {
+                    let newline = from + i;
+                    let content = without_cr(src, newline);
+                    if content > self.max {
+                        self.too_long(src, content, newline + 1)?;
+                        continue;
+                    }
+                    return Ok(Some(self.take(src, content, newline + 1)));
+                }
+                None => {
+                    // A trailing `\r` may be the start of `\r\n`, so it does not count yet.
+                    let content = without_cr(src, src.len());
+                    if content <= self.max {
+                        self.scanned = src.len();
+                        return Ok(None);
+                    }
+                    self.too_long(src, content, src.len())?;
+                    self.state = State::Discarding;
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if let Some(line) = self.decode(src)? {
+            return Ok(Some(line));
+        }
+        if src.is_empty() {
+            self.state = State::Reading;
+            return Ok(None);
+        }
+        let content = without_cr(src, src.len());
+        let len = src.len();
+        Ok(Some(self.take(src, content, len)))
+    }
+}
+
+impl Encoder<&[u8]> for LineCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
+        if item.len() > self.max {
+            return Err(CodecError::FrameTooLong {
+                len: item.len() as u64,
+                max: self.max,
+            });
+        }
+        if let Some(position) = memchr::memchr(b'\n', item) {
+            return Err(CodecError::DelimiterInFrame { position });
+        }
+        if item.last() == Some(&b'\r') {
+            return Err(CodecError::DelimiterInFrame {
+                position: item.len() - 1,
+            });
+        }
+        dst.reserve(item.len() + 1);
+        dst.extend_from_slice(item);
+        dst.extend_from_slice(b"\n");
+        Ok(())
+    }
+}
+
+impl Encoder<Bytes> for LineCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
+        self.encode(&item[..], dst)
+    }
+}

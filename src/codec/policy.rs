@@ -1,0 +1,24 @@
+//! What a decoder does with a frame longer than its maximum.
+
+/// What a decoder does with a frame longer than its maximum.
+///
+/// The default is [`Fail`](Self::Fail): an oversize frame usually means a broken or hostile peer.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::codec::{LineCodec, OversizePolicy};
+///
+/// let codec = LineCodec::new(1024).with_policy(OversizePolicy::Skip);
+/// assert_eq!(codec.policy(), OversizePolicy::Skip);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum OversizePolicy {
+    /// Return [`CodecError::FrameTooLong`](super::CodecError::FrameTooLong) and stay failed: every later call
+    /// returns [`CodecError::Failed`](super::CodecError::Failed). The caller should close the connection.
+    #[default]
+    Fail,
+    /// Discard the oversize frame as its bytes arrive, without buffering them, then go on with the next frame.
+    /// Each discarded frame is counted in `too_long` and its bytes in `discarded_bytes`.
+    Skip,
+}

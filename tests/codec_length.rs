@@ -1,0 +1,359 @@
+//! LengthFieldCodec over byte vectors: layouts, limits, policies, malformed headers, encoder refusals.
+
+mod codec_support;
+
+use bytes::{Bytes, BytesMut};
+use codec_support::{assert_all_splits, feed, whole};
+use tidegate::codec::{CodecError, LengthFieldCodec, OversizePolicy};
+use tokio_util::codec::{Decoder, Encoder};
+
+fn be4(max: usize) -> LengthFieldCodec {
+    LengthFieldCodec::new(max)
+}
+
+fn skip4(max: usize) -> LengthFieldCodec {
+    LengthFieldCodec::builder()
+        .max_frame_length(max)
+        .oversize_policy(OversizePolicy::Skip)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn frames_split_at_every_byte_position() {
+    let wire = b"\x00\x00\x00\x03abc\x00\x00\x00\x00\x00\x00\x00\x01z";
+    assert_all_splits(|| be4(64), wire, &[b"abc", b"", b"z"]);
+}
+
+#[test]
+fn many_frames_in_one_read() {
+    let mut wire = Vec::new();
+    for i in 0..100u32 {
+        wire.extend_from_slice(&(i % 7).to_be_bytes());
+        wire.extend(std::iter::repeat_n(b'x', (i % 7) as usize));
+    }
+    let out = whole(&mut be4(64), &wire);
+    assert!(out.error.is_none());
+    assert_eq!(out.frames.len(), 100);
+    for (i, f) in out.frames.iter().enumerate() {
+        assert_eq!(f.len(), i % 7);
+    }
+}
+
+#[test]
+fn zero_length_frames() {
+    let out = whole(&mut be4(4), &[0u8; 12]);
+    assert!(out.error.is_none());
+    assert_eq!(out.frames, vec![Bytes::new(); 3]);
+}
+
+#[test]
+fn every_field_width_in_both_byte_orders() {
+    for width in [1usize, 2, 3, 4, 8] {
+        for big in [true, false] {
+            let make = || {
+                let mut b = LengthFieldCodec::builder();
+                b.max_frame_length(width + 5).length_field_width(width);
+                if big {
+                    b.big_endian();
+                } else {
+                    b.little_endian();
+                }
+                b.build().unwrap()
+            };
+            let mut field = vec![0u8; width];
+            if big {
+                field[width - 1] = 5;
+            } else {
+                field[0] = 5;
+            }
+            let mut wire = field.clone();
+            wire.extend_from_slice(b"hello");
+            assert_all_splits(make, &wire, &[b"hello"]);
+            // The encoder writes exactly that header.
+            let mut dst = BytesMut::new();
+            make().encode(&b"hello"[..], &mut dst).unwrap();
+            assert_eq!(&dst[..], &wire[..], "width {width} big {big}");
+        }
+    }
+}
+
+#[test]
+fn offset_adjustment_and_strip_in_both_byte_orders() {
+    for big in [true, false] {
+        let make = || {
+            let mut b = LengthFieldCodec::builder();
+            b.max_frame_length(64)
+                .length_field_offset(2)
+                .length_field_width(2)
+                .length_adjustment(-4) // the field counts the whole frame
+                .strip(1);
+            if big {
+                b.big_endian();
+            } else {
+                b.little_endian();
+            }
+            b.build().unwrap()
+        };
+        let len: [u8; 2] = if big { [0, 7] } else { [7, 0] };
+        let mut wire = vec![0xAA, 0xBB];
+        wire.extend_from_slice(&len);
+        wire.extend_from_slice(b"xyz");
+        let mut expected = vec![0xBB];
+        expected.extend_from_slice(&len);
+        expected.extend_from_slice(b"xyz");
+        assert_all_splits(make, &wire, &[&expected]);
+    }
+}
+
+#[test]
+fn positive_adjustment_counts_toward_the_limit() {
+    // The field leaves out a 2-byte trailer; the frame is 4 + 4 + 2 = 10 bytes.
+    let make = |max| {
+        LengthFieldCodec::builder()
+            .max_frame_length(max)
+            .length_adjustment(2)
+            .build()
+            .unwrap()
+    };
+    let wire = b"\x00\x00\x00\x04abcd!!";
+    assert_eq!(
+        whole(&mut make(10), wire).frames,
+        vec![Bytes::from_static(b"abcd!!")]
+    );
+    let err = whole(&mut make(9), wire).error.unwrap();
+    assert!(
+        matches!(err, CodecError::FrameTooLong { len: 10, max: 9 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn max_exactly_at_and_one_past() {
+    let wire = b"\x00\x00\x00\x04abcd";
+    let out = whole(&mut be4(8), wire);
+    assert_eq!((out.frames.len(), out.error.is_none()), (1, true));
+    let mut codec = be4(7);
+    let err = whole(&mut codec, wire).error.unwrap();
+    assert!(
+        matches!(err, CodecError::FrameTooLong { len: 8, max: 7 }),
+        "{err}"
+    );
+    assert_eq!(codec.metrics().too_long, 1);
+}
+
+#[test]
+fn too_long_then_valid_under_fail_stays_failed() {
+    let wire = b"\x00\x00\x00\x09123456789\x00\x00\x00\x02ok";
+    let mut codec = be4(8);
+    let mut buf = BytesMut::from(&wire[..]);
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(CodecError::FrameTooLong { len: 13, max: 8 })
+    ));
+    assert!(matches!(codec.decode(&mut buf), Err(CodecError::Failed)));
+    assert!(codec.is_failed());
+}
+
+#[test]
+fn too_long_then_valid_under_skip_continues_at_every_split() {
+    let wire = b"\x00\x00\x00\x09123456789\x00\x00\x00\x02ok";
+    assert_all_splits(|| skip4(8), wire, &[b"ok"]);
+    let mut codec = skip4(8);
+    let out = whole(&mut codec, wire);
+    assert_eq!(out.frames, vec![Bytes::from_static(b"ok")]);
+    let m = codec.metrics();
+    assert_eq!(
+        (m.too_long, m.discarded_bytes, m.frames, m.bytes),
+        (1, 13, 1, 2)
+    );
+}
+
+#[test]
+fn skip_discards_as_bytes_arrive_without_buffering() {
+    let mut codec = skip4(16);
+    let mut buf = BytesMut::from(&b"\x00\x10\x00\x00"[..]); // claims 1 MiB
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    for _ in 0..100 {
+        buf.extend_from_slice(&[7u8; 1000]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.is_empty(), "discarded bytes must not stay buffered");
+    }
+    assert_eq!(codec.metrics().discarded_bytes, 100_004);
+}
+
+#[test]
+fn malformed_lengths_are_typed_errors() {
+    // The field counts the whole frame, so a value below the 4-byte header is malformed.
+    let mut codec = LengthFieldCodec::builder()
+        .max_frame_length(64)
+        .length_adjustment(-4)
+        .build()
+        .unwrap();
+    let err = whole(&mut codec, b"\x00\x00\x00\x02ab").error.unwrap();
+    assert!(
+        matches!(
+            err,
+            CodecError::FrameShorterThanHeader {
+                value: 2,
+                adjustment: -4,
+                frame_len: 2,
+                header_len: 4
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(codec.metrics().malformed, 1);
+    assert!(matches!(
+        codec.decode(&mut BytesMut::new()),
+        Err(CodecError::Failed)
+    ));
+    let io: std::io::Error = err.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::InvalidData);
+}
+
+#[test]
+fn eight_byte_field_near_u64_max_is_too_long_not_an_overflow() {
+    let mut codec = LengthFieldCodec::builder()
+        .max_frame_length(1024)
+        .length_field_width(8)
+        .length_adjustment(100)
+        .build()
+        .unwrap();
+    let err = whole(&mut codec, &[0xFF; 8]).error.unwrap();
+    assert!(
+        matches!(
+            err,
+            CodecError::FrameTooLong {
+                len: u64::MAX,
+                max: 1024
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn truncated_frame_at_eof_is_an_error() {
+    let err = whole(&mut be4(64), b"\x00\x00\x00\x05abc").error.unwrap();
+    assert!(
+        matches!(err, CodecError::UnexpectedEof { buffered: 7 }),
+        "{err}"
+    );
+}
+
+#[test]
+fn impossible_configurations_are_refused() {
+    let b = || {
+        let mut b = LengthFieldCodec::builder();
+        b.max_frame_length(1024);
+        b
+    };
+    assert!(matches!(
+        LengthFieldCodec::builder().build(),
+        Err(CodecError::MissingMaxFrameLength)
+    ));
+    assert!(matches!(
+        b().length_field_width(5).build(),
+        Err(CodecError::InvalidFieldWidth { width: 5 })
+    ));
+    assert!(matches!(
+        b().length_field_width(1).build(),
+        Err(CodecError::FieldTooNarrow {
+            width: 1,
+            reachable: 256,
+            max: 1024
+        })
+    ));
+    assert!(matches!(
+        b().length_field_offset(2000).build(),
+        Err(CodecError::MaxBelowHeader {
+            max: 1024,
+            header_len: 2004
+        })
+    ));
+    assert!(matches!(
+        b().length_adjustment(2000).build(),
+        Err(CodecError::AdjustmentOutOfRange { .. })
+    ));
+    assert!(matches!(
+        b().length_field_width(1)
+            .length_adjustment(-300)
+            .max_frame_length(8)
+            .build(),
+        Err(CodecError::AdjustmentOutOfRange { .. })
+    ));
+    assert!(matches!(
+        b().strip(5).build(),
+        Err(CodecError::StripTooLarge {
+            strip: 5,
+            min_frame: 4
+        })
+    ));
+    // A positive adjustment makes every frame longer, so more can be stripped.
+    assert!(b().length_adjustment(2).strip(6).build().is_ok());
+    assert!(b()
+        .length_field_width(2)
+        .max_frame_length(65537)
+        .build()
+        .is_ok());
+    assert!(b()
+        .length_field_width(2)
+        .max_frame_length(65538)
+        .build()
+        .is_err());
+    let mut codec = be4(64);
+    assert!(codec.set_max_frame_length(3).is_err());
+    assert_eq!(codec.max_frame_length(), 64);
+}
+
+#[test]
+fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
+    let mut dst = BytesMut::new();
+    let mut codec = be4(8);
+    assert!(matches!(
+        codec.encode(&b"12345"[..], &mut dst),
+        Err(CodecError::FrameTooLong { len: 9, max: 8 })
+    ));
+    let mut codec = LengthFieldCodec::builder()
+        .max_frame_length(64)
+        .length_adjustment(2)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        codec.encode(&b"a"[..], &mut dst),
+        Err(CodecError::LengthNotRepresentable {
+            len: 1,
+            value: -1,
+            width: 4
+        })
+    ));
+    assert!(dst.is_empty());
+    codec.encode(Bytes::from_static(b"abc"), &mut dst).unwrap();
+    assert_eq!(&dst[..], b"\x00\x00\x00\x01abc");
+}
+
+#[test]
+fn decoding_claimed_length_does_not_reserve_it() {
+    let mut codec = be4(1 << 30);
+    let mut buf = BytesMut::with_capacity(16);
+    buf.extend_from_slice(b"\x3f\xff\xff\xfb");
+    assert!(codec.decode(&mut buf).unwrap().is_none());
+    assert!(buf.capacity() < 1024, "capacity grew to {}", buf.capacity());
+}
+
+#[test]
+fn small_frame_from_a_large_buffer_is_copied_out() {
+    let mut codec = be4(1 << 20);
+    let mut buf = BytesMut::with_capacity(1 << 20);
+    buf.extend_from_slice(b"\x00\x00\x00\x02hi\x00\x00\x00\x01!");
+    let a = codec.decode(&mut buf).unwrap().unwrap();
+    let b = codec.decode(&mut buf).unwrap().unwrap();
+    assert_eq!((&a[..], &b[..]), (&b"hi"[..], &b"!"[..]));
+    assert_eq!(codec.metrics().copied_frames, 2);
+    // In a small buffer frames share the allocation.
+    let mut codec = be4(1 << 20);
+    let out = feed(&mut codec, &[b"\x00\x00\x00\x02hi"]);
+    assert_eq!(out.frames.len(), 1);
+    assert_eq!(codec.metrics().copied_frames, 0);
+}
