@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem::Finder;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::split::Splitter;
+use super::delimited::{DelimitedCore, State};
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
 /// Frames that end with one of several byte-string delimiters, capped by a required maximum.
@@ -42,20 +42,8 @@ pub struct DelimiterCodec {
     /// The single byte of the only delimiter, when that is the configuration: one `memchr` instead of `memmem`.
     single_byte: Option<u8>,
     longest: usize,
-    max: usize,
-    policy: OversizePolicy,
-    state: State,
-    /// Every delimiter that starts before this offset of the buffer has been ruled out.
-    scanned: usize,
-    splitter: Splitter,
-    metrics: CodecMetrics,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Reading,
-    Discarding,
-    Failed,
+    /// `scanned` there: every delimiter that starts before it has been ruled out.
+    core: DelimitedCore,
 }
 
 impl DelimiterCodec {
@@ -84,49 +72,44 @@ impl DelimiterCodec {
             longest: finders.iter().map(|f| f.needle().len()).max().unwrap_or(1),
             finders,
             single_byte,
-            max: max_frame_length,
-            policy: OversizePolicy::Fail,
-            state: State::Reading,
-            scanned: 0,
-            splitter: Splitter::default(),
-            metrics: CodecMetrics::default(),
+            core: DelimitedCore::new(max_frame_length),
         })
     }
 
     /// The same codec with another oversize policy.
     pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
-        self.policy = policy;
+        self.core.policy = policy;
         self
     }
 
     /// The oversize policy.
     pub fn policy(&self) -> OversizePolicy {
-        self.policy
+        self.core.policy
     }
 
     /// Changes the oversize policy for frames not yet found too long.
     pub fn set_policy(&mut self, policy: OversizePolicy) {
-        self.policy = policy;
+        self.core.policy = policy;
     }
 
     /// The longest frame accepted, delimiter not counted.
     pub fn max_frame_length(&self) -> usize {
-        self.max
+        self.core.max
     }
 
     /// Changes the maximum for frames not yet found too long.
     pub fn set_max_frame_length(&mut self, max: usize) {
-        self.max = max;
+        self.core.max = max;
     }
 
     /// Whether a fatal error happened; every later `decode` fails.
     pub fn is_failed(&self) -> bool {
-        self.state == State::Failed
+        self.core.state == State::Failed
     }
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> CodecMetrics {
-        self.metrics
+        self.core.metrics
     }
 
     /// The earliest delimiter in `hay[from..]`: its start and length.
@@ -156,29 +139,6 @@ impl DelimiterCodec {
         len.saturating_sub(self.longest - 1)
     }
 
-    fn too_long(
-        &mut self,
-        src: &mut BytesMut,
-        len: usize,
-        consumed: usize,
-    ) -> Result<(), CodecError> {
-        self.metrics.too_long += 1;
-        match self.policy {
-            OversizePolicy::Fail => {
-                self.state = State::Failed;
-                Err(CodecError::FrameTooLong {
-                    len: len as u64,
-                    max: self.max,
-                })
-            }
-            OversizePolicy::Skip => {
-                src.advance(consumed);
-                self.metrics.discarded_bytes += consumed as u64;
-                Ok(())
-            }
-        }
-    }
-
     /// Drops bytes up to and including the next delimiter; returns whether it was found.
     fn discard(&mut self, src: &mut BytesMut) -> bool {
         let (n, found) = match self.find(src, 0) {
@@ -186,9 +146,9 @@ impl DelimiterCodec {
             None => (self.resume_at(src.len()), false),
         };
         src.advance(n);
-        self.metrics.discarded_bytes += n as u64;
+        self.core.metrics.discarded_bytes += n as u64;
         if found {
-            self.state = State::Reading;
+            self.core.state = State::Reading;
         }
         found
     }
@@ -218,7 +178,7 @@ impl Decoder for DelimiterCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
-            match self.state {
+            match self.core.state {
                 State::Reading => {}
                 State::Discarding => {
                     if !self.discard(src) {
@@ -228,31 +188,24 @@ impl Decoder for DelimiterCodec {
                 State::Failed => return Err(CodecError::Failed),
             }
             // `min` guards against a caller that shrank the buffer between calls.
-            let from = self.scanned.min(src.len());
+            let from = self.core.scanned.min(src.len());
             match self.find(src, from) {
                 Some((start, d)) => {
-                    self.scanned = 0;
-                    if start > self.max {
-                        self.too_long(src, start, start + d)?;
+                    if start > self.core.max {
+                        self.core.too_long(src, start, start + d)?;
                         continue;
                     }
-                    let (frame, copied) = self.splitter.take(src, 0, start);
-                    src.advance(d);
-                    self.metrics.frames += 1;
-                    self.metrics.bytes += frame.len() as u64;
-                    self.metrics.copied_frames += u64::from(copied);
-                    return Ok(Some(frame));
+                    return Ok(Some(self.core.take(src, start, start + d)));
                 }
                 None => {
                     let resume = self.resume_at(src.len());
-                    if resume <= self.max {
-                        self.scanned = resume;
+                    if resume <= self.core.max {
+                        self.core.scanned = resume;
                         return Ok(None);
                     }
                     // At least `resume` bytes precede any delimiter still to come.
-                    self.scanned = 0;
-                    self.too_long(src, resume, resume)?;
-                    self.state = State::Discarding;
+                    self.core.too_long(src, resume, resume)?;
+                    self.core.state = State::Discarding;
                 }
             }
         }
@@ -262,25 +215,20 @@ impl Decoder for DelimiterCodec {
         if let Some(frame) = self.decode(src)? {
             return Ok(Some(frame));
         }
-        if self.state == State::Discarding {
-            self.metrics.discarded_bytes += src.len() as u64;
+        if self.core.state == State::Discarding {
+            self.core.metrics.discarded_bytes += src.len() as u64;
             src.clear();
-            self.state = State::Reading;
+            self.core.state = State::Reading;
         }
         if src.is_empty() {
             return Ok(None);
         }
-        self.scanned = 0;
         let len = src.len();
-        if len > self.max {
-            self.too_long(src, len, len)?;
+        if len > self.core.max {
+            self.core.too_long(src, len, len)?;
             return Ok(None);
         }
-        let (frame, copied) = self.splitter.take(src, 0, len);
-        self.metrics.frames += 1;
-        self.metrics.bytes += frame.len() as u64;
-        self.metrics.copied_frames += u64::from(copied);
-        Ok(Some(frame))
+        Ok(Some(self.core.take(src, len, len)))
     }
 }
 
@@ -288,12 +236,7 @@ impl Encoder<&[u8]> for DelimiterCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
-        if item.len() > self.max {
-            return Err(CodecError::FrameTooLong {
-                len: item.len() as u64,
-                max: self.max,
-            });
-        }
+        self.core.check_encodable_len(item.len())?;
         let start = dst.len();
         dst.extend_from_slice(item);
         dst.extend_from_slice(self.finders[0].needle());

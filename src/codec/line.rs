@@ -3,7 +3,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::split::Splitter;
+use super::delimited::{DelimitedCore, State};
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
 /// Lines ending in `\n` or `\r\n`, capped by a required maximum, as [`Bytes`] without their line ending.
@@ -37,20 +37,8 @@ use super::{CodecError, CodecMetrics, OversizePolicy};
 /// ```
 #[derive(Debug, Clone)]
 pub struct LineCodec {
-    max: usize,
-    policy: OversizePolicy,
-    state: State,
-    /// No `\n` before this offset of the buffer.
-    scanned: usize,
-    splitter: Splitter,
-    metrics: CodecMetrics,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Reading,
-    Discarding,
-    Failed,
+    /// `scanned` there: no `\n` before it.
+    core: DelimitedCore,
 }
 
 impl LineCodec {
@@ -63,83 +51,44 @@ impl LineCodec {
     /// ```
     pub fn new(max_line_length: usize) -> Self {
         LineCodec {
-            max: max_line_length,
-            policy: OversizePolicy::Fail,
-            state: State::Reading,
-            scanned: 0,
-            splitter: Splitter::default(),
-            metrics: CodecMetrics::default(),
+            core: DelimitedCore::new(max_line_length),
         }
     }
 
     /// The same codec with another oversize policy.
     pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
-        self.policy = policy;
+        self.core.policy = policy;
         self
     }
 
     /// The oversize policy.
     pub fn policy(&self) -> OversizePolicy {
-        self.policy
+        self.core.policy
     }
 
     /// Changes the oversize policy for lines not yet found too long.
     pub fn set_policy(&mut self, policy: OversizePolicy) {
-        self.policy = policy;
+        self.core.policy = policy;
     }
 
     /// The longest line accepted, line ending not counted.
     pub fn max_line_length(&self) -> usize {
-        self.max
+        self.core.max
     }
 
     /// Changes the maximum for lines not yet found too long.
     pub fn set_max_line_length(&mut self, max: usize) {
-        self.max = max;
+        self.core.max = max;
     }
 
     /// Whether a fatal error happened; every later `decode` fails.
     pub fn is_failed(&self) -> bool {
-        self.state == State::Failed
+        self.core.state == State::Failed
     }
 
     /// A snapshot of the counters.
     pub fn metrics(&self) -> CodecMetrics {
-        self.metrics
-    }
-
-    fn too_long(
-        &mut self,
-        src: &mut BytesMut,
-        len: usize,
-        consumed: usize,
-    ) -> Result<(), CodecError> {
-        self.metrics.too_long += 1;
-        self.scanned = 0;
-        match self.policy {
-            OversizePolicy::Fail => {
-                self.state = State::Failed;
-                Err(CodecError::FrameTooLong {
-                    len: len as u64,
-                    max: self.max,
-                })
-            }
-            OversizePolicy::Skip => {
-                src.advance(consumed);
-                self.metrics.discarded_bytes += consumed as u64;
-                Ok(())
-            }
-        }
-    }
-
-    fn take(&mut self, src: &mut BytesMut, content: usize, consumed: usize) -> Bytes {
-        self.scanned = 0;
-        let (line, copied) = self.splitter.take(src, 0, content);
-        src.advance(consumed - content);
-        self.metrics.frames += 1;
-        self.metrics.bytes += line.len() as u64;
-        self.metrics.copied_frames += u64::from(copied);
-        line
+        self.core.metrics
     }
 }
 
@@ -159,16 +108,16 @@ impl Decoder for LineCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
-            match self.state {
+            match self.core.state {
                 State::Reading => {}
                 State::Discarding => match memchr::memchr(b'\n', src) {
                     Some(i) => {
                         src.advance(i + 1);
-                        self.metrics.discarded_bytes += i as u64 + 1;
-                        self.state = State::Reading;
+                        self.core.metrics.discarded_bytes += i as u64 + 1;
+                        self.core.state = State::Reading;
                     }
                     None => {
-                        self.metrics.discarded_bytes += src.len() as u64;
+                        self.core.metrics.discarded_bytes += src.len() as u64;
                         src.clear();
                         return Ok(None);
                     }
@@ -176,26 +125,26 @@ impl Decoder for LineCodec {
                 State::Failed => return Err(CodecError::Failed),
             }
             // `min` guards against a caller that shrank the buffer between calls.
-            let from = self.scanned.min(src.len());
+            let from = self.core.scanned.min(src.len());
             match memchr::memchr(b'\n', &src[from..]) {
                 Some(i) => {
                     let newline = from + i;
                     let content = without_cr(src, newline);
-                    if content > self.max {
-                        self.too_long(src, content, newline + 1)?;
+                    if content > self.core.max {
+                        self.core.too_long(src, content, newline + 1)?;
                         continue;
                     }
-                    return Ok(Some(self.take(src, content, newline + 1)));
+                    return Ok(Some(self.core.take(src, content, newline + 1)));
                 }
                 None => {
                     // A trailing `\r` may be the start of `\r\n`, so it does not count yet.
                     let content = without_cr(src, src.len());
-                    if content <= self.max {
-                        self.scanned = src.len();
+                    if content <= self.core.max {
+                        self.core.scanned = src.len();
                         return Ok(None);
                     }
-                    self.too_long(src, content, src.len())?;
-                    self.state = State::Discarding;
+                    self.core.too_long(src, content, src.len())?;
+                    self.core.state = State::Discarding;
                 }
             }
         }
@@ -206,12 +155,12 @@ impl Decoder for LineCodec {
             return Ok(Some(line));
         }
         if src.is_empty() {
-            self.state = State::Reading;
+            self.core.state = State::Reading;
             return Ok(None);
         }
         let content = without_cr(src, src.len());
         let len = src.len();
-        Ok(Some(self.take(src, content, len)))
+        Ok(Some(self.core.take(src, content, len)))
     }
 }
 
@@ -219,12 +168,7 @@ impl Encoder<&[u8]> for LineCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
-        if item.len() > self.max {
-            return Err(CodecError::FrameTooLong {
-                len: item.len() as u64,
-                max: self.max,
-            });
-        }
+        self.core.check_encodable_len(item.len())?;
         if let Some(position) = memchr::memchr(b'\n', item) {
             return Err(CodecError::DelimiterInFrame { position });
         }

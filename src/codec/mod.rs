@@ -45,6 +45,7 @@
 //! ```
 
 mod capped;
+mod delimited;
 mod delimiter;
 mod error;
 mod length;

@@ -1,0 +1,88 @@
+//! What the delimiter and line codecs share: the oversize policy, the scan position, and how frames are cut out.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::split::Splitter;
+use super::{CodecError, CodecMetrics, OversizePolicy};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum State {
+    Reading,
+    /// Dropping an oversize frame's bytes until its end arrives (`OversizePolicy::Skip`).
+    Discarding,
+    Failed,
+}
+
+/// The state of a codec whose frames end with a delimiter, apart from how the delimiter is found.
+#[derive(Debug, Clone)]
+pub(super) struct DelimitedCore {
+    pub(super) max: usize,
+    pub(super) policy: OversizePolicy,
+    pub(super) state: State,
+    /// No frame ends before this offset of the buffer: scanning resumes here.
+    pub(super) scanned: usize,
+    splitter: Splitter,
+    pub(super) metrics: CodecMetrics,
+}
+
+impl DelimitedCore {
+    pub(super) fn new(max: usize) -> Self {
+        DelimitedCore {
+            max,
+            policy: OversizePolicy::Fail,
+            state: State::Reading,
+            scanned: 0,
+            splitter: Splitter::default(),
+            metrics: CodecMetrics::default(),
+        }
+    }
+
+    /// Applies the oversize policy to a frame of at least `len` bytes: fails for good, or (`Skip`) drops the
+    /// `consumed` bytes seen of it so far.
+    pub(super) fn too_long(
+        &mut self,
+        src: &mut BytesMut,
+        len: usize,
+        consumed: usize,
+    ) -> Result<(), CodecError> {
+        self.metrics.too_long += 1;
+        self.scanned = 0;
+        match self.policy {
+            OversizePolicy::Fail => {
+                self.state = State::Failed;
+                Err(CodecError::FrameTooLong {
+                    len: len as u64,
+                    max: self.max,
+                })
+            }
+            OversizePolicy::Skip => {
+                src.advance(consumed);
+                self.metrics.discarded_bytes += consumed as u64;
+                Ok(())
+            }
+        }
+    }
+
+    /// Cuts the first `content` bytes of `src` out as a frame and drops the rest of the first `consumed` (its
+    /// ending).
+    pub(super) fn take(&mut self, src: &mut BytesMut, content: usize, consumed: usize) -> Bytes {
+        self.scanned = 0;
+        let (frame, copied) = self.splitter.take(src, 0, content);
+        src.advance(consumed - content);
+        self.metrics.frames += 1;
+        self.metrics.bytes += frame.len() as u64;
+        self.metrics.copied_frames += u64::from(copied);
+        frame
+    }
+
+    /// Refuses to encode an item longer than the maximum.
+    pub(super) fn check_encodable_len(&self, len: usize) -> Result<(), CodecError> {
+        if len > self.max {
+            return Err(CodecError::FrameTooLong {
+                len: len as u64,
+                max: self.max,
+            });
+        }
+        Ok(())
+    }
+}
