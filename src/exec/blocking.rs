@@ -22,6 +22,16 @@ pin_project! {
     }
 }
 
+impl<F, R> Blocking<F, R> {
+    /// `work`, not started: it moves to tokio's blocking pool when the task gets a run slot.
+    fn new(work: F) -> Self {
+        Blocking {
+            work: Some(work),
+            join: None,
+        }
+    }
+}
+
 impl<F, R> Body for Blocking<F, R>
 where
     F: FnOnce() -> R + Send + 'static,
@@ -77,13 +87,7 @@ impl BoundedExecutor {
         R: Send + 'static,
     {
         match self.shared.try_admit() {
-            Ok(()) => Ok(self.launch(
-                Blocking {
-                    work: Some(work),
-                    join: None,
-                },
-                None,
-            )),
+            Ok(()) => Ok(self.launch(Blocking::new(work), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, work)),
         }
     }
@@ -103,13 +107,7 @@ impl BoundedExecutor {
         R: Send + 'static,
     {
         match self.shared.admit_wait(None).await {
-            Ok(()) => Ok(self.launch(
-                Blocking {
-                    work: Some(work),
-                    join: None,
-                },
-                None,
-            )),
+            Ok(()) => Ok(self.launch(Blocking::new(work), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, work)),
         }
     }
