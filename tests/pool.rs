@@ -161,6 +161,39 @@ fn retained_memory_stays_under_the_cap() {
 }
 
 #[test]
+fn retained_counts_are_exact_across_the_thread_cache_and_the_shared_list() {
+    // This thread's cache may keep two 4 KiB blocks; the shared list takes the rest, under the cap.
+    let pool = BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(8 * 1024)
+        .build();
+    let counts = |pool: &BufPool| {
+        let class = pool.metrics().classes[1];
+        (
+            class.acquired,
+            class.returned,
+            class.misses,
+            class.retained_buffers,
+        )
+    };
+    let held: Vec<_> = (0..5).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop(held);
+    assert_eq!(
+        counts(&pool),
+        (5, 5, 5, 5),
+        "2 cached here, 3 on the shared list"
+    );
+    let held: Vec<_> = (0..5).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    assert_eq!(
+        counts(&pool),
+        (10, 5, 5, 0),
+        "all five reused, none allocated"
+    );
+    drop(held);
+    assert_eq!(counts(&pool), (10, 10, 5, 5));
+}
+
+#[test]
 fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
     let pool = BufPool::builder().max_retained_bytes(0).build();
     drop(pool.try_acquire(4096).unwrap());

@@ -3,6 +3,8 @@
 use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::loom::FreeList;
 
+use super::block::Block;
+
 /// Counters of one class. The pool keeps one shared set (updated with atomic read-modify-writes on the slow paths)
 /// and every thread cache keeps its own (written only by its thread, with plain stores); metrics add them up.
 #[derive(Default)]
@@ -10,8 +12,10 @@ pub(super) struct Counters {
     pub(super) acquired: AtomicU64,
     pub(super) returned: AtomicU64,
     pub(super) misses: AtomicU64,
-    /// Idle blocks held; only thread caches keep this (the shared list knows its own length).
-    pub(super) idle: AtomicU64,
+    /// Thread caches only (the shared list knows its own length): the acquires that did not take from the idle
+    /// list minus the returns that did not go onto it, so that idle blocks = returned + idle_offset - acquired
+    /// (wrapping) while each fast acquire or release bumps just one counter.
+    pub(super) idle_offset: AtomicU64,
 }
 
 /// A plain copy of [`Counters`].
@@ -24,13 +28,27 @@ pub(super) struct Counts {
 }
 
 impl Counters {
+    /// The counts of the shared set (which keeps no idle count).
     pub(super) fn load(&self) -> Counts {
         Counts {
             acquired: self.acquired.load(Ordering::Relaxed),
             returned: self.returned.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
-            idle: self.idle.load(Ordering::Relaxed),
+            idle: 0,
         }
+    }
+
+    /// The counts of a thread cache's set, with its idle blocks. Read from another thread while the owner updates
+    /// them, the three counters may be a few operations apart: the idle count is clamped to be non-negative.
+    pub(super) fn load_cached(&self) -> Counts {
+        let mut counts = self.load();
+        let idle_offset = self.idle_offset.load(Ordering::Relaxed);
+        let idle = counts
+            .returned
+            .wrapping_add(idle_offset)
+            .wrapping_sub(counts.acquired) as i64;
+        counts.idle = idle.max(0) as u64;
+        counts
     }
 
     /// Folds a retiring thread cache's counts into the shared set (idle blocks are handed back separately).
@@ -53,7 +71,19 @@ impl std::ops::AddAssign for Counts {
 /// Adds one to a counter that only the calling thread writes: a load and a store, no locked instruction.
 #[inline]
 pub(super) fn bump_owned(counter: &AtomicU64) {
-    counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
+/// Takes one from a counter that only the calling thread writes (wrapping: offsets may go below zero).
+#[inline]
+pub(super) fn unbump_owned(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_sub(1),
+        Ordering::Relaxed,
+    );
 }
 
 /// Adds one to a counter that any thread may write.
@@ -63,7 +93,7 @@ pub(super) fn bump_shared(counter: &AtomicU64) {
 
 pub(super) struct SizeClass {
     size: usize,
-    free: FreeList<Box<[u8]>>,
+    free: FreeList<Box<Block>>,
     pub(super) shared: Counters,
     pub(super) peak_outstanding: AtomicU64,
 }
@@ -85,21 +115,16 @@ impl SizeClass {
     }
 
     /// An idle block from the shared list. The caller owns the retained-bytes accounting.
-    pub(super) fn pop_idle(&self) -> Option<Box<[u8]>> {
+    pub(super) fn pop_idle(&self) -> Option<Box<Block>> {
         self.free.pop()
     }
 
     /// Keeps `block` on the shared list, or hands it back when the list is full.
-    pub(super) fn push_idle(&self, block: Box<[u8]>) -> Result<(), Box<[u8]>> {
+    pub(super) fn push_idle(&self, block: Box<Block>) -> Result<(), Box<Block>> {
         self.free.push(block)
     }
 
     pub(super) fn shared_idle(&self) -> usize {
         self.free.len()
-    }
-
-    /// Zeroed storage: initialised once per allocation so that filling a buffer never needs `unsafe`.
-    pub(super) fn allocate(&self) -> Box<[u8]> {
-        vec![0; self.size].into_boxed_slice()
     }
 }

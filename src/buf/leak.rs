@@ -110,6 +110,8 @@ impl LeakTracker {
         self.track_sampled(capacity, location)
     }
 
+    #[cold]
+    #[inline(never)]
     fn track_sampled(&self, capacity: usize, location: &'static Location<'static>) -> u64 {
         let backtrace = match self.mode {
             LeakTracking::Off => return 0,
@@ -139,8 +141,14 @@ impl LeakTracker {
     #[inline]
     pub(super) fn untrack(&self, id: u64) {
         if id != 0 {
-            self.records.lock().live.remove(&id);
+            self.forget(id);
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn forget(&self, id: u64) {
+        self.records.lock().live.remove(&id);
     }
 
     pub(super) fn report(&self, older_than: Duration, outstanding_buffers: u64) -> LeakReport {

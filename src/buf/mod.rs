@@ -35,6 +35,7 @@
 //! assert_eq!(budget.used(), 0);
 //! ```
 
+mod block;
 mod class;
 mod error;
 mod leak;

@@ -9,10 +9,11 @@ use std::time::Duration;
 use crate::budget::{BudgetError, MemoryBudget};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use super::block::Block;
 use super::class::{bump_shared, Counts, SizeClass};
 use super::leak::{LeakReport, LeakTracker, LeakTracking};
 use super::metrics::{ClassMetrics, PoolMetrics, PoolTotals};
-use super::pool_ref::{Counted, PoolRef, Unit};
+use super::pool_ref::{Counted, PoolRef};
 use super::thread_cache::{self, CacheStats};
 use super::{PoolError, PooledBuf};
 
@@ -259,16 +260,20 @@ impl BufPool {
     ) -> PooledBuf {
         let inner = self.inner();
         let cached = if class != UNPOOLED && inner.thread_cache_bytes > 0 {
-            thread_cache::with_cache(&self.pool, |cache| cache.take(class))
+            thread_cache::take(&self.pool, class)
         } else {
             None
         };
-        let (storage, unit) = match cached {
-            Some(taken) => taken,
-            None => (inner.take_uncached(class, size), self.pool.clone_unit()),
-        };
+        let mut block = cached.unwrap_or_else(|| {
+            let mut block = inner.take_uncached(class, size);
+            block.lend(self.pool.clone_unit());
+            block
+        });
         let leak_id = inner.leaks.track(size, location);
-        PooledBuf::new(storage, unit, class, leak_id)
+        if leak_id != 0 {
+            block.set_leak_id(leak_id);
+        }
+        PooledBuf::new(block)
     }
 }
 
@@ -321,11 +326,6 @@ impl PoolInner {
         PoolError::Budget { capacity, source }
     }
 
-    #[inline]
-    pub(super) fn classes(&self) -> &[SizeClass] {
-        &self.classes
-    }
-
     pub(super) fn class_count(&self) -> usize {
         self.classes.len()
     }
@@ -341,36 +341,42 @@ impl PoolInner {
     }
 
     /// Storage for a thread without a cache: the shared list, or a fresh allocation. Counted in the shared set.
-    fn take_uncached(&self, class: usize, size: usize) -> Box<[u8]> {
+    fn take_uncached(&self, class: usize, size: usize) -> Box<Block> {
         if class == UNPOOLED {
             bump_shared(&self.unpooled.acquired);
             self.unpooled
                 .outstanding_bytes
                 .fetch_add(size, Ordering::Relaxed);
             self.note_peak();
-            return vec![0; size].into_boxed_slice();
+            return Block::allocate(UNPOOLED, size);
         }
         let shared = &self.classes[class].shared;
         bump_shared(&shared.acquired);
         self.pop_shared(class).unwrap_or_else(|| {
             bump_shared(&shared.misses);
             self.note_peak();
-            self.classes[class].allocate()
+            self.allocate(class)
         })
     }
 
+    /// A fresh zeroed block of `class`: initialised once per allocation so that filling a buffer never needs
+    /// `unsafe`.
+    pub(super) fn allocate(&self, class: usize) -> Box<Block> {
+        Block::allocate(class, self.classes[class].size())
+    }
+
     /// An idle block from the shared list of `class`, releasing its claim on the retained cap.
-    pub(super) fn pop_shared(&self, class: usize) -> Option<Box<[u8]>> {
+    pub(super) fn pop_shared(&self, class: usize) -> Option<Box<Block>> {
         let block = self.classes[class].pop_idle()?;
-        self.release_retained(block.len());
+        self.release_retained(block.capacity());
         Some(block)
     }
 
     /// Keeps `block` on the shared list if the retained cap allows, frees it otherwise.
-    pub(super) fn push_shared_or_free(&self, class: usize, block: Box<[u8]>) {
-        let size = block.len();
+    fn push_shared_or_free(&self, block: Box<Block>) {
+        let size = block.capacity();
         if self.claim_retained(size) {
-            if let Err(block) = self.classes[class].push_idle(block) {
+            if let Err(block) = self.classes[block.class()].push_idle(block) {
                 self.release_retained(size);
                 drop(block);
             }
@@ -410,36 +416,27 @@ impl PoolInner {
         }
     }
 
-    /// Takes a buffer's storage back: into this thread's cache if it has one, else the shared list or the
-    /// allocator, and gives back its budget charge. `unit` is the buffer's share of the pool's reference count.
+    /// Takes a returned block back: into this thread's cache if it has one, else the shared list or the allocator,
+    /// and gives back its budget charge and leak record.
     #[inline]
-    pub(super) fn give_back(unit: Unit<PoolInner>, class: usize, storage: Box<[u8]>, leak_id: u64) {
-        let inner = unit.get();
-        inner.leaks.untrack(leak_id);
+    pub(super) fn give_back(mut block: Box<Block>) {
+        let leak_id = block.take_leak_id();
+        let Some(inner) = block.home() else {
+            return debug_assert!(false, "a block given back that was not lent");
+        };
+        if leak_id != 0 {
+            inner.leaks.untrack(leak_id);
+        }
         if let Some(budget) = &inner.budget {
-            budget.release_detached(storage.len());
+            budget.release_detached(block.capacity());
         }
-        if class == UNPOOLED {
-            inner
-                .unpooled
-                .outstanding_bytes
-                .fetch_sub(storage.len(), Ordering::Relaxed);
-            bump_shared(&inner.unpooled.returned);
-            return;
+        let cached = block.class() != UNPOOLED && inner.thread_cache_bytes > 0;
+        if !cached {
+            return give_back_uncached(block);
         }
-        if inner.thread_cache_bytes == 0 {
-            return inner.give_back_shared(class, storage);
+        if let Err(block) = thread_cache::put_back(block) {
+            give_back_uncached(block);
         }
-        // The unit keeps the pool alive until it is handed to a cache or dropped after the shared path.
-        match thread_cache::put_back(class, storage, unit) {
-            Ok(()) => {}
-            Err((storage, unit)) => unit.get().give_back_shared(class, storage),
-        }
-    }
-
-    fn give_back_shared(&self, class: usize, storage: Box<[u8]>) {
-        self.push_shared_or_free(class, storage);
-        bump_shared(&self.classes[class].shared.returned);
     }
 
     /// Raises the recorded peak of outstanding bytes if it was just exceeded. Called on the slow paths (every
@@ -462,7 +459,7 @@ impl PoolInner {
             .map(|(i, class)| {
                 let mut counts: Counts = class.shared.load();
                 for cache in caches.iter() {
-                    counts += cache[i].load();
+                    counts += cache[i].load_cached();
                 }
                 class_metrics(class, counts)
             })
@@ -495,6 +492,37 @@ impl PoolInner {
         total.peak_outstanding_bytes = peak.max(total.outstanding_bytes);
         PoolMetrics { classes, total }
     }
+}
+
+/// A returned block for the shared list (or the allocator), or unpooled storage to free.
+#[cold]
+#[inline(never)]
+fn give_back_uncached(block: Box<Block>) {
+    if let Some(inner) = block.home() {
+        if block.class() == UNPOOLED {
+            inner
+                .unpooled
+                .outstanding_bytes
+                .fetch_sub(block.capacity(), Ordering::Relaxed);
+            bump_shared(&inner.unpooled.returned);
+        } else {
+            bump_shared(&inner.classes[block.class()].shared.returned);
+        }
+    }
+    shelve(block);
+}
+
+/// Puts a block that still holds its unit on its pool's shared list, or frees it, then lets go of the unit: blocks
+/// on a shared list hold none, or a pool would keep itself alive. Unpooled blocks are always freed.
+pub(super) fn shelve(mut block: Box<Block>) {
+    let Some(home) = block.come_home() else {
+        return;
+    };
+    let inner = home.get();
+    if block.class() != UNPOOLED {
+        inner.push_shared_or_free(block);
+    }
+    // `home` drops here, after the pool is done with the block (it may have been the pool's last unit).
 }
 
 fn class_metrics(class: &SizeClass, counts: Counts) -> ClassMetrics {
@@ -577,6 +605,9 @@ impl BufPoolBuilder {
 
     /// The most idle memory the pool keeps for reuse; storage returned beyond it is freed.
     /// Default: [`DEFAULT_MAX_RETAINED_BYTES`]. `0` makes the pool a pass-through that still counts and budgets.
+    ///
+    /// The cap counts buffer capacity. Each block of storage also carries a small header (40 bytes on 64-bit
+    /// targets) that lets a two-word [`PooledBuf`] find its way home; it is not counted here or in the metrics.
     pub fn max_retained_bytes(&mut self, bytes: usize) -> &mut Self {
         self.max_retained_bytes = bytes;
         self

@@ -3,9 +3,10 @@
 //! Every outstanding buffer must keep its pool alive, because its storage goes back there. With an `Arc` that is an
 //! atomic increment and decrement per buffer, about 12 ns on the machines we measure on, which alone is half the
 //! budget of an acquire/release cycle (see `benches/pool.rs`). A [`PoolRef`] instead carries a number of *units* of
-//! the pool's reference count. A thread cache holds a batch of units and moves one into each buffer it hands out
-//! (plain arithmetic); the buffer moves it back when it is dropped on a thread that has a cache. Only refills and
-//! returns of whole batches touch the shared counter.
+//! the pool's reference count. A thread cache holds a batch of units and moves one into each block it lends out
+//! (plain arithmetic); the block keeps it while it is out and while it waits, idle, in any thread's cache, and
+//! gives it back (one atomic decrement) only when it goes to a shared list or is freed. Only those and the refills
+//! of whole batches touch the shared counter.
 
 use std::fmt;
 use std::ptr::NonNull;
@@ -75,29 +76,9 @@ impl<T: Counted> PoolRef<T> {
         Unit { ptr: self.ptr }
     }
 
-    /// Takes a unit back into this reference; it must point to the same value.
     #[inline]
-    pub(super) fn absorb(&mut self, unit: Unit<T>) {
-        debug_assert!(self.ptr == unit.ptr);
-        self.units += 1;
-        std::mem::forget(unit);
-    }
-
-    /// Releases units above `keep` to the shared count. `keep` must be at least 1: this reference stays usable.
-    #[inline]
-    pub(super) fn release_above(&mut self, keep: usize) {
-        debug_assert!(keep >= 1);
-        if self.units > keep {
-            let excess = self.units - keep;
-            self.units = keep;
-            // Cannot reach zero: we still hold `keep` units.
-            self.get().ref_units().fetch_sub(excess, Ordering::Release);
-        }
-    }
-
-    #[inline]
-    pub(super) fn same_target(&self, other: &Self) -> bool {
-        self.ptr == other.ptr
+    pub(super) fn as_ptr(&self) -> *const T {
+        self.ptr.as_ptr()
     }
 
     #[inline]
@@ -214,30 +195,24 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let mut lease = probe(&drops);
         let handle = lease.clone_one();
-        let buffers: Vec<_> = (0..100).map(|_| lease.split_unit(16)).collect();
-        let mut other_cache = handle.clone_one();
-        for (i, buffer) in buffers.into_iter().enumerate() {
-            if i % 2 == 0 {
-                lease.absorb(buffer);
-            } else {
-                other_cache.absorb(buffer);
-            }
-            other_cache.release_above(8);
-        }
-        lease.release_above(1);
+        let blocks: Vec<_> = (0..100).map(|_| lease.split_unit(16)).collect();
+        let other_cache = handle.clone_one();
+        let last_block = other_cache.clone_unit();
         drop(lease);
         drop(handle);
+        drop(blocks);
+        drop(other_cache);
         assert_eq!(
             drops.load(Ordering::Relaxed),
             0,
-            "other_cache still holds units"
+            "a block still holds a unit"
         );
-        drop(other_cache);
+        drop(last_block);
         assert_eq!(drops.load(Ordering::Relaxed), 1);
     }
 
-    /// Loom explores every interleaving of two threads returning buffers (one into a cache, one by dropping its
-    /// unit) while the pool handle goes away: the pointee must be freed exactly once, after everyone is done.
+    /// Loom explores every interleaving of two threads letting go of blocks' units (one along with its cache)
+    /// while the pool handle goes away: the pointee must be freed exactly once, after everyone is done.
     #[cfg(tidegate_loom)]
     #[test]
     fn loom_last_unit_frees_exactly_once() {
@@ -248,8 +223,7 @@ mod tests {
             let a = lease.split_unit(2);
             let b = lease.split_unit(2);
             let t1 = loom::thread::spawn(move || {
-                lease.absorb(a);
-                lease.release_above(1);
+                drop(a);
                 drop(lease);
             });
             let t2 = loom::thread::spawn(move || drop(b));

@@ -1,13 +1,14 @@
 //! The buffer handed out by a pool.
 
 use std::fmt;
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 
+use super::block::Block;
 use super::pool::PoolInner;
-use super::pool_ref::Unit;
 
 /// A fixed-capacity buffer from a [`BufPool`](super::BufPool).
 ///
@@ -27,40 +28,38 @@ use super::pool_ref::Unit;
 /// assert_eq!(&buf[..], &[0, 0, 0, 7]);
 /// ```
 ///
-/// The struct is kept to six words: `freeze` moves all of it into the box that `Bytes::from_owner` allocates.
+/// The struct is two words (see `block.rs`): `freeze` moves it into the box that `Bytes::from_owner` allocates.
 pub struct PooledBuf {
-    /// Always fully initialised (zeroed when allocated), so writing needs no `unsafe`.
-    storage: Box<[u8]>,
+    /// A lent block. Taken out only in `drop`; `ManuallyDrop` rather than `Option` keeps every access free of a
+    /// `None` check and the drop free of a store.
+    block: ManuallyDrop<Box<Block>>,
     filled: usize,
-    /// This buffer's unit of the pool's reference count; `None` only while being dropped.
-    home: Option<Unit<PoolInner>>,
-    /// Index of the size class, or `UNPOOLED`.
-    class: usize,
-    /// 0 when leak tracking did not record this buffer.
-    leak_id: u64,
 }
 
 impl PooledBuf {
+    /// Wraps a block that has been lent out (see [`Block::lend`]).
     #[inline]
-    pub(super) fn new(
-        storage: Box<[u8]>,
-        home: Unit<PoolInner>,
-        class: usize,
-        leak_id: u64,
-    ) -> Self {
+    pub(super) fn new(block: Box<Block>) -> Self {
         PooledBuf {
-            storage,
+            block: ManuallyDrop::new(block),
             filled: 0,
-            home: Some(home),
-            class,
-            leak_id,
         }
+    }
+
+    #[inline]
+    fn storage(&self) -> &[u8] {
+        self.block.data()
+    }
+
+    #[inline]
+    fn storage_mut(&mut self) -> &mut [u8] {
+        self.block.data_mut()
     }
 
     /// The fixed capacity of this buffer.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.storage.len()
+        self.storage().len()
     }
 
     /// Bytes written so far.
@@ -100,7 +99,8 @@ impl PooledBuf {
     /// ```
     #[inline]
     pub fn unfilled_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[self.filled..]
+        let filled = self.filled;
+        &mut self.storage_mut()[filled..]
     }
 
     /// Marks `n` more bytes of [`unfilled_mut`](Self::unfilled_mut) as filled.
@@ -150,10 +150,9 @@ impl PooledBuf {
 impl Drop for PooledBuf {
     #[inline]
     fn drop(&mut self) {
-        let storage = std::mem::take(&mut self.storage);
-        if let Some(unit) = self.home.take() {
-            PoolInner::give_back(unit, self.class, storage, self.leak_id);
-        }
+        // SAFETY: `drop` runs once and nothing uses `self.block` after it, so taking it out cannot be observed.
+        let block = unsafe { ManuallyDrop::take(&mut self.block) };
+        PoolInner::give_back(block);
     }
 }
 
@@ -162,14 +161,15 @@ impl Deref for PooledBuf {
 
     #[inline]
     fn deref(&self) -> &[u8] {
-        &self.storage[..self.filled]
+        &self.storage()[..self.filled]
     }
 }
 
 impl DerefMut for PooledBuf {
     #[inline]
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.storage[..self.filled]
+        let filled = self.filled;
+        &mut self.storage_mut()[..filled]
     }
 }
 
@@ -186,7 +186,7 @@ impl AsRef<[u8]> for PooledBuf {
 unsafe impl BufMut for PooledBuf {
     #[inline]
     fn remaining_mut(&self) -> usize {
-        self.storage.len() - self.filled
+        self.storage().len() - self.filled
     }
 
     #[inline]
@@ -204,12 +204,13 @@ unsafe impl BufMut for PooledBuf {
     fn put_slice(&mut self, src: &[u8]) {
         let end = self.filled + src.len();
         assert!(
-            end <= self.storage.len(),
+            end <= self.storage().len(),
             "put_slice of {} bytes with only {} left in a fixed-capacity PooledBuf",
             src.len(),
             self.remaining_mut()
         );
-        self.storage[self.filled..end].copy_from_slice(src);
+        let filled = self.filled;
+        self.storage_mut()[filled..end].copy_from_slice(src);
         self.filled = end;
     }
 }
@@ -218,7 +219,7 @@ impl fmt::Debug for PooledBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledBuf")
             .field("len", &self.filled)
-            .field("capacity", &self.storage.len())
+            .field("capacity", &self.storage().len())
             .finish()
     }
 }

@@ -2,22 +2,27 @@
 //!
 //! A thread that acquires from a pool gets a small cache for it: idle blocks per class, a batch of the pool's
 //! reference units ([`PoolRef`]) and counters that only this thread writes. Acquiring and dropping a buffer on such
-//! a thread is a `Vec` pop and push plus plain stores; no locked instruction on the common path. The cache's memory
+//! a thread is a `Vec` pop and push and one counter store; no locked instruction on the common path. Idle blocks in
+//! a cache keep the reference unit they were lent with, so the fast path moves no units either. The cache's memory
 //! is claimed from the pool's `max_retained_bytes` up front (its quota), so the retained cap holds across threads.
+//!
+//! Every store on the fast path counts: the atomic reference-count updates that `Bytes` clones and drops make
+//! right after an acquire wait for earlier stores to drain, so fewer stores here make `freeze` and `clone` cheaper
+//! too (see `benches/pool.rs`).
 //!
 //! A buffer dropped on a thread without a cache for its pool goes back through the shared free lists, so storage
 //! acquired on one thread and released on another is reused all the same.
 
 use std::cell::RefCell;
 
-use crate::loom::atomic::Ordering;
 use std::sync::Arc;
 
-use super::class::{bump_owned, Counters};
-use super::pool::PoolInner;
-use super::pool_ref::{PoolRef, Unit};
+use super::block::Block;
+use super::class::{bump_owned, unbump_owned, Counters};
+use super::pool::{shelve, PoolInner};
+use super::pool_ref::PoolRef;
 
-/// Reference units a cache takes from the shared count at a time; it gives back a batch once it holds two.
+/// Reference units a cache takes from the shared count at a time, to lend blocks with.
 const UNIT_BATCH: usize = 64;
 
 /// Pools a thread keeps caches for. Past this, further pools take the shared path on this thread.
@@ -32,54 +37,72 @@ pub(super) type CacheStats = Arc<[Counters]>;
 
 pub(super) struct ThreadCache {
     pool: PoolRef<PoolInner>,
-    idle: Box<[Vec<Box<[u8]>>]>,
+    /// Boxed blocks: a buffer holds its block by pointer, so lending one out moves a pointer, not the header.
+    #[expect(
+        clippy::vec_box,
+        reason = "blocks move between lists and buffers by pointer"
+    )]
+    idle: Box<[Vec<Box<Block>>]>,
     idle_bytes: usize,
     quota: usize,
     stats: CacheStats,
 }
 
-/// Runs `f` with this thread's cache for `pool`, creating the cache if there is none yet.
+/// A lent block of `class` from this thread's cache for `pool`, creating the cache if there is none yet.
 ///
-/// `None` when there is no cache to use: caching is off, the thread is shutting down, the quota cannot be claimed,
-/// the thread caches too many pools, or this is a re-entrant call.
-pub(super) fn with_cache<R>(
-    pool: &PoolRef<PoolInner>,
-    f: impl FnOnce(&mut ThreadCache) -> R,
-) -> Option<R> {
+/// `None` when there is no cache to use: the thread is shutting down, the quota cannot be claimed, the thread
+/// caches too many pools, or this is a re-entrant call.
+#[inline]
+pub(super) fn take(pool: &PoolRef<PoolInner>, class: usize) -> Option<Box<Block>> {
+    // The common case in a closure small enough to inline: a cache exists and its list for `class` is not empty.
+    let idle = CACHES.try_with(|caches| {
+        let mut caches = caches.try_borrow_mut().ok()?;
+        let cache = caches
+            .iter_mut()
+            .find(|c| c.pool.points_to(pool.as_ptr()))?;
+        cache.take_idle(class)
+    });
+    match idle {
+        Ok(Some(taken)) => Some(taken),
+        _ => take_missed(pool, class),
+    }
+}
+
+/// The slow half of [`take`]: creates the cache, or refills from the shared list or the allocator.
+#[cold]
+#[inline(never)]
+fn take_missed(pool: &PoolRef<PoolInner>, class: usize) -> Option<Box<Block>> {
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            let index = match caches.iter().position(|c| c.pool.same_target(pool)) {
+            let index = match caches.iter().position(|c| c.pool.points_to(pool.as_ptr())) {
                 Some(index) => index,
                 None => create(&mut caches, pool)?,
             };
-            Some(f(&mut caches[index]))
+            Some(caches[index].take_missed(class))
         })
         .ok()
         .flatten()
 }
 
-/// Hands a buffer's block and unit to this thread's cache for their pool, or gives them back if the thread has no
-/// cache for it. Never creates a cache, so that threads which only release buffers (writer tasks, say) do not
-/// hoard idle storage.
+/// Hands a returned block (still holding its unit) to this thread's cache for its pool, or gives it back if the
+/// thread has no cache for it. Never creates a cache, so that threads which only release buffers (writer tasks,
+/// say) do not hoard idle storage.
 #[inline]
-pub(super) fn put_back(
-    class: usize,
-    block: Box<[u8]>,
-    unit: Unit<PoolInner>,
-) -> Result<(), (Box<[u8]>, Unit<PoolInner>)> {
-    let key = unit.as_ptr();
-    let mut returning = Some((block, unit));
+pub(super) fn put_back(block: Box<Block>) -> Result<(), Box<Block>> {
+    let key = block.pool();
+    let mut returning = Some(block);
     let _no_cache_here = CACHES.try_with(|caches| {
         let mut caches = caches.try_borrow_mut().ok()?;
         let cache = caches.iter_mut().find(|c| c.pool.points_to(key))?;
-        let (block, unit) = returning.take()?;
-        cache.put(class, block, unit);
+        cache.put(returning.take()?);
         Some(())
     });
     returning.map_or(Ok(()), Err)
 }
 
+#[cold]
+#[inline(never)]
 fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<usize> {
     // Caches of pools nobody can acquire from any more only hold memory: drop them first.
     caches.retain(|cache| cache.pool.get().has_handles());
@@ -106,51 +129,55 @@ fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<us
 }
 
 impl ThreadCache {
-    /// A block of `class` and the reference unit the buffer will carry.
+    /// A block of `class` from the local list; it still holds the unit it was first lent with.
     #[inline]
-    pub(super) fn take(&mut self, class: usize) -> (Box<[u8]>, Unit<PoolInner>) {
-        let counters = &self.stats[class];
-        bump_owned(&counters.acquired);
-        let block = match self.idle[class].pop() {
-            Some(block) => {
-                self.idle_bytes -= block.len();
-                counters
-                    .idle
-                    .store(self.idle[class].len() as u64, Ordering::Relaxed);
-                block
-            }
-            None => match self.pool.get().pop_shared(class) {
-                Some(block) => block,
-                None => {
-                    bump_owned(&counters.misses);
-                    let block = self.pool.get().classes()[class].allocate();
-                    self.pool.get().note_peak();
-                    block
-                }
-            },
-        };
-        (block, self.pool.split_unit(UNIT_BATCH))
+    fn take_idle(&mut self, class: usize) -> Option<Box<Block>> {
+        let block = self.idle[class].pop()?;
+        bump_owned(&self.stats[class].acquired);
+        self.idle_bytes -= block.capacity();
+        Some(block)
     }
 
-    /// Takes a buffer's block and reference unit back.
+    /// A block of `class` when the local list is empty: the shared list, or a fresh allocation.
+    fn take_missed(&mut self, class: usize) -> Box<Block> {
+        if let Some(block) = self.take_idle(class) {
+            return block; // another path refilled the list since the fast path looked
+        }
+        let inner = self.pool.get();
+        let counters = &self.stats[class];
+        bump_owned(&counters.acquired);
+        bump_owned(&counters.idle_offset); // acquired, but not from the idle list
+        let mut block = inner.pop_shared(class).unwrap_or_else(|| {
+            bump_owned(&counters.misses);
+            let block = inner.allocate(class);
+            inner.note_peak();
+            block
+        });
+        block.lend(self.pool.split_unit(UNIT_BATCH));
+        block
+    }
+
+    /// Takes a returned block, with its unit, onto the local list.
     #[inline]
-    pub(super) fn put(&mut self, class: usize, block: Box<[u8]>, unit: Unit<PoolInner>) {
+    pub(super) fn put(&mut self, block: Box<Block>) {
+        let class = block.class();
         let counters = &self.stats[class];
         bump_owned(&counters.returned);
-        self.pool.absorb(unit);
-        self.pool.release_above(2 * UNIT_BATCH);
-        let inner = self.pool.get();
-        if !inner.has_handles() {
-            return; // nobody can acquire from this pool again: free the block now
-        }
-        if self.idle_bytes + block.len() <= self.quota {
-            self.idle_bytes += block.len();
+        if self.idle_bytes + block.capacity() <= self.quota && self.pool.get().has_handles() {
+            self.idle_bytes += block.capacity();
             self.idle[class].push(block);
-            counters
-                .idle
-                .store(self.idle[class].len() as u64, Ordering::Relaxed);
         } else {
-            inner.push_shared_or_free(class, block);
+            unbump_owned(&counters.idle_offset); // returned, but not to the idle list
+            self.put_overflow(block);
+        }
+    }
+
+    /// The quota is used up, or nobody can acquire from the pool again (then the block is freed now).
+    #[cold]
+    #[inline(never)]
+    fn put_overflow(&mut self, block: Box<Block>) {
+        if self.pool.get().has_handles() {
+            shelve(block);
         }
     }
 }
@@ -160,9 +187,9 @@ impl Drop for ThreadCache {
         let inner = self.pool.get();
         // Give up the quota, then offer the idle blocks to the shared lists under the ordinary cap.
         inner.release_retained(self.quota);
-        for (class, blocks) in self.idle.iter_mut().enumerate() {
+        for blocks in self.idle.iter_mut() {
             for block in blocks.drain(..) {
-                inner.push_shared_or_free(class, block);
+                shelve(block);
             }
         }
         inner.retire_cache(&self.stats);
