@@ -13,7 +13,8 @@ pub(super) struct Block {
     data: Box<[u8]>,
     /// Index of the size class, or `UNPOOLED`.
     class: usize,
-    /// While lent out: the buffer's unit of the pool's reference count. `None` while idle in the pool.
+    /// The unit of the pool's reference count it was lent with, kept while it is out and while it waits in a thread
+    /// cache. `None` on a shared list: the pool must not keep itself alive.
     home: Option<Unit<PoolInner>>,
     /// 0 when leak tracking did not record the current loan.
     leak_id: u64,

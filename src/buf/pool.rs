@@ -424,9 +424,7 @@ impl PoolInner {
         let Some(inner) = block.home() else {
             return debug_assert!(false, "a block given back that was not lent");
         };
-        if leak_id != 0 {
-            inner.leaks.untrack(leak_id);
-        }
+        inner.leaks.untrack(leak_id);
         if let Some(budget) = &inner.budget {
             budget.release_detached(block.capacity());
         }
