@@ -55,6 +55,7 @@ mod line;
 mod metrics;
 mod policy;
 mod reader;
+mod skip_hook;
 mod split;
 
 pub use capped::Capped;
