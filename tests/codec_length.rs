@@ -226,7 +226,10 @@ fn eight_byte_field_beyond_usize_is_fatal_under_every_policy() {
     for policy in [OversizePolicy::Fail, OversizePolicy::Skip] {
         // 8 + u64::MAX + 100 bytes: no machine holds that frame, and skipping it would swallow the stream.
         let mut codec = make(100, policy);
-        let out = whole(&mut codec, b"\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00");
+        let out = whole(
+            &mut codec,
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00",
+        );
         let err = out.error.unwrap();
         let expected = 8 + i128::from(u64::MAX) + 100;
         assert!(
@@ -239,7 +242,10 @@ fn eight_byte_field_beyond_usize_is_fatal_under_every_policy() {
         assert!(codec.is_failed());
         let m = codec.metrics();
         assert_eq!((m.malformed, m.too_long, m.discarded_bytes), (1, 0, 0));
-        assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(
+            std::io::Error::from(err).kind(),
+            std::io::ErrorKind::InvalidData
+        );
     }
     // Just inside u64: an ordinary oversize frame, with its exact length.
     let err = whole(&mut make(-100, OversizePolicy::Fail), &[0xFF; 8])

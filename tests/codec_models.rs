@@ -28,9 +28,16 @@ struct Model {
 #[derive(Debug, PartialEq, Clone, Copy)]
 enum Expected {
     /// `len` is the whole frame's length; a decoder may report a lower bound above `max` before it has seen all.
-    TooLong { len: u64, max: usize, exact: bool },
+    TooLong {
+        len: u64,
+        max: usize,
+        exact: bool,
+    },
     ShorterThanHeader,
-    Eof { buffered: usize },
+    Overflow,
+    Eof {
+        buffered: usize,
+    },
 }
 
 impl Model {
@@ -42,7 +49,14 @@ impl Model {
 
     /// Applies the policy to an oversize frame of `len` bytes whose `wire` bytes (framing included) are dropped
     /// under `Skip`. Returns whether the stream goes on.
-    fn oversize(&mut self, policy: OversizePolicy, len: u64, max: usize, wire: u64, exact: bool) -> bool {
+    fn oversize(
+        &mut self,
+        policy: OversizePolicy,
+        len: u64,
+        max: usize,
+        wire: u64,
+        exact: bool,
+    ) -> bool {
         self.too_long += 1;
         match policy {
             OversizePolicy::Fail => {
@@ -57,28 +71,58 @@ impl Model {
     }
 }
 
-fn check(model: &Model, frames: &[Bytes], error: &Option<CodecError>, m: CodecMetrics) -> Result<(), TestCaseError> {
+fn check(
+    model: &Model,
+    frames: &[Bytes],
+    error: &Option<CodecError>,
+    m: CodecMetrics,
+) -> Result<(), TestCaseError> {
     let got: Vec<Vec<u8>> = frames.iter().map(|f| f.to_vec()).collect();
     prop_assert_eq!(&got, &model.frames);
     match (error, model.error) {
         (None, None) => {}
-        (Some(CodecError::FrameTooLong { len, max }), Some(Expected::TooLong { len: want, max: want_max, exact })) => {
+        (
+            Some(CodecError::FrameTooLong { len, max }),
+            Some(Expected::TooLong {
+                len: want,
+                max: want_max,
+                exact,
+            }),
+        ) => {
             prop_assert_eq!(*max, want_max);
             if exact {
                 prop_assert_eq!(*len, want);
             } else {
-                prop_assert!(*len > *max as u64 && *len <= want, "len {} for a frame of {}", len, want);
+                prop_assert!(
+                    *len > *max as u64 && *len <= want,
+                    "len {} for a frame of {}",
+                    len,
+                    want
+                );
             }
         }
         (Some(CodecError::FrameShorterThanHeader { .. }), Some(Expected::ShorterThanHeader)) => {}
+        (Some(CodecError::FrameLengthOverflow { .. }), Some(Expected::Overflow)) => {}
         (Some(CodecError::UnexpectedEof { buffered }), Some(Expected::Eof { buffered: want })) => {
             prop_assert_eq!(*buffered, want);
         }
         (got, want) => prop_assert!(false, "error {:?}, model says {:?}", got, want),
     }
     prop_assert_eq!(
-        (m.frames, m.bytes, m.too_long, m.discarded_bytes, m.malformed),
-        (model.frames_count, model.bytes, model.too_long, model.discarded, model.malformed)
+        (
+            m.frames,
+            m.bytes,
+            m.too_long,
+            m.discarded_bytes,
+            m.malformed
+        ),
+        (
+            model.frames_count,
+            model.bytes,
+            model.too_long,
+            model.discarded,
+            model.malformed
+        )
     );
     Ok(())
 }
@@ -92,7 +136,12 @@ fn cuts() -> impl Strategy<Value = Vec<prop::sample::Index>> {
 }
 
 /// Feeds `wire` cut at `cuts`, checking that no more than `bound` bytes stay buffered between reads.
-fn run<D>(codec: &mut D, wire: &[u8], cuts: &[prop::sample::Index], bound: usize) -> codec_support::Outcome
+fn run<D>(
+    codec: &mut D,
+    wire: &[u8],
+    cuts: &[prop::sample::Index],
+    bound: usize,
+) -> codec_support::Outcome
 where
     D: Decoder<Item = Bytes, Error = CodecError>,
 {
@@ -106,14 +155,20 @@ where
 
 /// The earliest-starting delimiter ends the frame; between delimiters starting at the same byte, the first listed.
 fn find_delimiter(hay: &[u8], delims: &[Vec<u8>]) -> Option<(usize, usize)> {
-    (0..hay.len()).find_map(|s| delims.iter().find(|d| hay[s..].starts_with(d)).map(|d| (s, d.len())))
+    (0..hay.len()).find_map(|s| {
+        delims
+            .iter()
+            .find(|d| hay[s..].starts_with(d))
+            .map(|d| (s, d.len()))
+    })
 }
 
 fn delimiter_model(wire: &[u8], delims: &[Vec<u8>], max: usize, policy: OversizePolicy) -> Model {
     let mut model = Model::default();
     let mut rest = wire;
     while !rest.is_empty() {
-        let (len, end) = find_delimiter(rest, delims).map_or((rest.len(), rest.len()), |(s, d)| (s, s + d));
+        let (len, end) =
+            find_delimiter(rest, delims).map_or((rest.len(), rest.len()), |(s, d)| (s, s + d));
         if len > max {
             if !model.oversize(policy, len as u64, max, end as u64, false) {
                 return model;
@@ -128,7 +183,10 @@ fn delimiter_model(wire: &[u8], delims: &[Vec<u8>], max: usize, policy: Oversize
 
 fn delimiters() -> impl Strategy<Value = Vec<Vec<u8>>> {
     // Two symbols so delimiters overlap, share prefixes, contain each other and occur in random input.
-    prop::collection::vec(prop::collection::vec(prop::sample::select(b"ab".to_vec()), 1..5), 1..4)
+    prop::collection::vec(
+        prop::collection::vec(prop::sample::select(b"ab".to_vec()), 1..5),
+        1..4,
+    )
 }
 
 proptest! {
@@ -171,7 +229,10 @@ fn line_model(wire: &[u8], max: usize, policy: OversizePolicy) -> Model {
     let mut model = Model::default();
     let mut rest = wire;
     while !rest.is_empty() {
-        let end = rest.iter().position(|&b| b == b'\n').map_or(rest.len(), |i| i + 1);
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         let line = &rest[..end];
         let line = line.strip_suffix(b"\n").unwrap_or(line);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -262,7 +323,9 @@ fn length_model(wire: &[u8], l: &Layout, policy: OversizePolicy) -> Model {
     let mut rest = wire;
     while !rest.is_empty() {
         if rest.len() < l.header() {
-            model.error = Some(Expected::Eof { buffered: rest.len() });
+            model.error = Some(Expected::Eof {
+                buffered: rest.len(),
+            });
             return model;
         }
         let len = l.header() as i128 + i128::from(l.read(rest)) + i128::from(l.adjustment);
@@ -271,8 +334,12 @@ fn length_model(wire: &[u8], l: &Layout, policy: OversizePolicy) -> Model {
             model.error = Some(Expected::ShorterThanHeader);
             return model;
         }
+        if len > usize::MAX as i128 {
+            model.malformed += 1;
+            model.error = Some(Expected::Overflow);
+            return model;
+        }
         if len > l.max as i128 {
-            // Frames in these tests stay far below u64::MAX.
             let len = len as u64;
             let dropped = len.min(rest.len() as u64);
             if !model.oversize(policy, len, l.max, dropped, true) {
@@ -283,7 +350,9 @@ fn length_model(wire: &[u8], l: &Layout, policy: OversizePolicy) -> Model {
         }
         let len = len as usize;
         if rest.len() < len {
-            model.error = Some(Expected::Eof { buffered: rest.len() });
+            model.error = Some(Expected::Eof {
+                buffered: rest.len(),
+            });
             return model;
         }
         model.emit(&rest[l.strip..len]);
@@ -293,7 +362,14 @@ fn length_model(wire: &[u8], l: &Layout, policy: OversizePolicy) -> Model {
 }
 
 fn layout() -> impl Strategy<Value = Layout> {
-    (0usize..3, prop::sample::select(vec![1usize, 2, 3, 4, 8]), any::<bool>(), -6i64..4, 4usize..24, 0usize..4)
+    (
+        0usize..3,
+        prop::sample::select(vec![1usize, 2, 3, 4, 8]),
+        any::<bool>(),
+        -6i64..4,
+        4usize..24,
+        0usize..4,
+    )
         .prop_map(|(offset, width, big, adjustment, max, strip)| Layout {
             offset,
             width,
@@ -308,8 +384,10 @@ fn layout() -> impl Strategy<Value = Layout> {
 fn length_wire(l: Layout) -> impl Strategy<Value = Vec<u8>> {
     let pieces = prop::collection::vec(
         prop_oneof![
-            (0u64..(l.max as u64 + 8)).prop_map(Ok),
-            prop::collection::vec(any::<u8>(), 0..12).prop_map(Err),
+            4 => (0u64..(l.max as u64 + 8)).prop_map(Ok),
+            // Hostile claims: huge, and beyond what any machine holds (with a positive adjustment).
+            1 => prop_oneof![any::<u64>(), (u64::MAX - 8)..=u64::MAX].prop_map(Ok),
+            4 => prop::collection::vec(any::<u8>(), 0..12).prop_map(Err),
         ],
         0..10,
     );
@@ -319,7 +397,11 @@ fn length_wire(l: Layout) -> impl Strategy<Value = Vec<u8>> {
             match piece {
                 Ok(value) => {
                     // Truncated to the field's width: what the field can say.
-                    let value = if l.width == 8 { value } else { value & ((1 << (8 * l.width)) - 1) };
+                    let value = if l.width == 8 {
+                        value
+                    } else {
+                        value & ((1 << (8 * l.width)) - 1)
+                    };
                     l.put(value, &mut wire);
                 }
                 Err(bytes) => wire.extend_from_slice(&bytes),
@@ -389,7 +471,10 @@ fn capped_model(wire: &[u8], max: usize, policy: OversizePolicy) -> Model {
     let mut model = Model::default();
     let mut rest = wire;
     while !rest.is_empty() {
-        let (len, end) = rest.iter().position(|&b| b == b';').map_or((rest.len(), rest.len()), |i| (i, i + 1));
+        let (len, end) = rest
+            .iter()
+            .position(|&b| b == b';')
+            .map_or((rest.len(), rest.len()), |i| (i, i + 1));
         if end > max {
             if !model.oversize(policy, end as u64, max, end as u64, false) {
                 break;
@@ -419,5 +504,33 @@ proptest! {
         };
         let out = run(&mut codec, &wire, &cuts, max);
         check(&capped_model(&wire, max, policy), &out.frames, &out.error, codec.metrics())?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// What the delimiter encoder accepts decodes back, whatever follows and however it is split.
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn delimiter_encoder_output_decodes_back(
+        delims in delimiters(),
+        frames in prop::collection::vec(prop::collection::vec(prop::sample::select(b"abc".to_vec()), 0..8), 0..8),
+        cuts in cuts(),
+    ) {
+        use tokio_util::codec::Encoder;
+        let mut codec = DelimiterCodec::new(&delims, 8).unwrap();
+        let mut wire = BytesMut::new();
+        let mut accepted = Vec::new();
+        for f in frames {
+            if codec.encode(&f[..], &mut wire).is_ok() {
+                accepted.push(f);
+            }
+        }
+        let out = run(&mut DelimiterCodec::new(&delims, 8).unwrap(), &wire, &cuts, usize::MAX);
+        prop_assert!(out.error.is_none());
+        let got: Vec<Vec<u8>> = out.frames.iter().map(|f| f.to_vec()).collect();
+        prop_assert_eq!(got, accepted);
     }
 }

@@ -4,7 +4,9 @@ mod codec_support;
 
 use bytes::BytesMut;
 use codec_support::{assert_all_splits, feed, whole};
-use tidegate::codec::{Capped, CodecError, DelimiterCodec, LengthFieldCodec, LineCodec, OversizePolicy};
+use tidegate::codec::{
+    Capped, CodecError, DelimiterCodec, LengthFieldCodec, LineCodec, OversizePolicy,
+};
 use tokio_util::codec::{AnyDelimiterCodec, Decoder};
 
 #[test]
@@ -28,7 +30,11 @@ fn skip_does_not_discard_a_valid_frame_behind_a_shared_prefix() {
         let mut codec = make();
         feed(&mut codec, &[&wire[..at], &wire[at..]]);
         let m = codec.metrics();
-        assert_eq!((m.too_long, m.discarded_bytes, m.frames), (1, 11, 1), "split at {at}");
+        assert_eq!(
+            (m.too_long, m.discarded_bytes, m.frames),
+            (1, 11, 1),
+            "split at {at}"
+        );
     }
 }
 
@@ -80,4 +86,48 @@ fn a_lone_cr_at_eof_is_not_a_line() {
     let mut codec = LineCodec::new(8);
     whole(&mut codec, b"\r");
     assert_eq!(codec.metrics().frames, 0);
+}
+
+#[test]
+fn encoder_refusals_are_the_callers_fault_decoder_refusals_the_peers() {
+    use std::io::{Error, ErrorKind};
+    use tokio_util::codec::Encoder;
+    let mut dst = BytesMut::new();
+    let refused: Vec<CodecError> = vec![
+        LengthFieldCodec::new(8)
+            .encode(&b"12345"[..], &mut dst)
+            .unwrap_err(),
+        LineCodec::new(4)
+            .encode(&b"12345"[..], &mut dst)
+            .unwrap_err(),
+        LineCodec::new(4)
+            .encode(&b"a\nb"[..], &mut dst)
+            .unwrap_err(),
+        DelimiterCodec::new([";"], 4)
+            .unwrap()
+            .encode(&b"12345"[..], &mut dst)
+            .unwrap_err(),
+        DelimiterCodec::new([";"], 4)
+            .unwrap()
+            .encode(&b"a;"[..], &mut dst)
+            .unwrap_err(),
+    ];
+    assert!(dst.is_empty());
+    for err in refused {
+        let text = err.to_string();
+        assert_eq!(Error::from(err).kind(), ErrorKind::InvalidInput, "{text}");
+    }
+    let decoded = [
+        whole(&mut LengthFieldCodec::new(8), b"\x00\x00\x00\x05")
+            .error
+            .unwrap(),
+        whole(&mut LineCodec::new(4), b"12345\n").error.unwrap(),
+        whole(&mut DelimiterCodec::new([";"], 4).unwrap(), b"12345;")
+            .error
+            .unwrap(),
+    ];
+    for err in decoded {
+        let text = err.to_string();
+        assert_eq!(Error::from(err).kind(), ErrorKind::InvalidData, "{text}");
+    }
 }

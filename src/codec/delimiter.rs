@@ -86,7 +86,9 @@ impl DelimiterCodec {
         let overlapping = needles.iter().enumerate().any(|(i, d)| {
             needles.iter().enumerate().any(|(j, e)| {
                 // `d` at offset `o` of `e`, ending before `e` does; at offset 0 it only loses to `e` listed first.
-                j != i && e.len() > d.len() && (0..e.len() - d.len()).any(|o| e[o..].starts_with(d) && (o > 0 || j < i))
+                j != i
+                    && e.len() > d.len()
+                    && (0..e.len() - d.len()).any(|o| e[o..].starts_with(d) && (o > 0 || j < i))
             })
         });
         Ok(DelimiterCodec {

@@ -55,7 +55,9 @@ pub enum CodecError {
         frame_len: i128,
     },
     /// An encoder was handed an item that would make a frame longer than the maximum.
-    #[error("item makes a frame of {len} bytes, longer than the maximum of {max} bytes; not encoded")]
+    #[error(
+        "item makes a frame of {len} bytes, longer than the maximum of {max} bytes; not encoded"
+    )]
     ItemTooLong {
         /// The frame's length as the encoder counts it against the maximum (the header included for
         /// [`LengthFieldCodec`](super::LengthFieldCodec), the item alone for the delimited codecs).

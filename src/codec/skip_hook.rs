@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use super::CodecError;
 
+type Hook = Arc<dyn Fn(&CodecError) + Send + Sync>;
+
 /// The function a decoder calls under [`OversizePolicy::Skip`](super::OversizePolicy::Skip) each time it starts
 /// discarding an oversize frame, with the [`CodecError::FrameTooLong`] that `Fail` would have returned.
 ///
@@ -12,7 +14,7 @@ use super::CodecError;
 /// after any error), so the event goes out through this side channel instead: a log line, a counter, a channel.
 /// It runs inside `decode`, on the task reading the connection, so it should be quick and must not block.
 #[derive(Clone, Default)]
-pub(crate) struct SkipHook(Option<Arc<dyn Fn(&CodecError) + Send + Sync>>);
+pub(crate) struct SkipHook(Option<Hook>);
 
 impl SkipHook {
     pub(crate) fn new(hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {

@@ -33,7 +33,11 @@ where
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => frames.push(frame),
                 Ok(None) => {
-                    assert!(buf.len() <= bound, "{} bytes buffered, bound {bound}", buf.len());
+                    assert!(
+                        buf.len() <= bound,
+                        "{} bytes buffered, bound {bound}",
+                        buf.len()
+                    );
                     break;
                 }
                 Err(error) => {
