@@ -121,7 +121,7 @@ impl<D> Capped<D> {
         }
     }
 
-    /// The cap in bytes.
+    /// The cap in bytes: the most one frame may take, and the most held of one still arriving.
     pub fn max_buffered(&self) -> usize {
         self.max
     }

@@ -202,7 +202,6 @@ impl DelimiterCodec {
 
     /// Whether a delimiter that starts before `start` (or at it and is listed before `index`) has its first bytes at
     /// the end of `hay`, so it may still complete and win.
-    #[cold]
     fn may_lose(&self, hay: &[u8], start: usize, index: usize) -> bool {
         // Only a suffix shorter than the longest delimiter can be an unfinished one.
         (self.resume_at(hay.len())..=start).any(|p| {
