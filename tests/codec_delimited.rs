@@ -125,7 +125,7 @@ fn delimiter_encoder_refuses_frames_that_would_not_decode_back() {
     ));
     assert!(matches!(
         codec.encode(&b"123456789"[..], &mut dst),
-        Err(CodecError::FrameTooLong { len: 9, max: 8 })
+        Err(CodecError::ItemTooLong { len: 9, max: 8 })
     ));
     assert!(dst.is_empty());
     codec.encode(Bytes::from_static(b"ok"), &mut dst).unwrap();
@@ -240,7 +240,7 @@ fn line_encoder_refusals() {
     ));
     assert!(matches!(
         codec.encode(&b"abcde"[..], &mut dst),
-        Err(CodecError::FrameTooLong { len: 5, max: 4 })
+        Err(CodecError::ItemTooLong { len: 5, max: 4 })
     ));
     assert!(dst.is_empty());
     codec.encode(Bytes::from_static(b"a\rb"), &mut dst).unwrap();

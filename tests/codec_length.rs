@@ -213,22 +213,46 @@ fn malformed_lengths_are_typed_errors() {
 }
 
 #[test]
-fn eight_byte_field_near_u64_max_is_too_long_not_an_overflow() {
-    let mut codec = LengthFieldCodec::builder()
-        .max_frame_length(1024)
-        .length_field_width(8)
-        .length_adjustment(100)
-        .build()
+fn eight_byte_field_beyond_usize_is_fatal_under_every_policy() {
+    let make = |adjustment, policy| {
+        LengthFieldCodec::builder()
+            .max_frame_length(1024)
+            .length_field_width(8)
+            .length_adjustment(adjustment)
+            .oversize_policy(policy)
+            .build()
+            .unwrap()
+    };
+    for policy in [OversizePolicy::Fail, OversizePolicy::Skip] {
+        // 8 + u64::MAX + 100 bytes: no machine holds that frame, and skipping it would swallow the stream.
+        let mut codec = make(100, policy);
+        let out = whole(
+            &mut codec,
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x00\x00\x00\x00",
+        );
+        let err = out.error.unwrap();
+        let expected = 8 + i128::from(u64::MAX) + 100;
+        assert!(
+            matches!(
+                err,
+                CodecError::FrameLengthOverflow { value: u64::MAX, adjustment: 100, frame_len } if frame_len == expected
+            ),
+            "{policy:?}: {err}"
+        );
+        assert!(codec.is_failed());
+        let m = codec.metrics();
+        assert_eq!((m.malformed, m.too_long, m.discarded_bytes), (1, 0, 0));
+        assert_eq!(
+            std::io::Error::from(err).kind(),
+            std::io::ErrorKind::InvalidData
+        );
+    }
+    // Just inside u64: an ordinary oversize frame, with its exact length.
+    let err = whole(&mut make(-100, OversizePolicy::Fail), &[0xFF; 8])
+        .error
         .unwrap();
-    let err = whole(&mut codec, &[0xFF; 8]).error.unwrap();
     assert!(
-        matches!(
-            err,
-            CodecError::FrameTooLong {
-                len: u64::MAX,
-                max: 1024
-            }
-        ),
+        matches!(err, CodecError::FrameTooLong { len, max: 1024 } if len == u64::MAX - 92),
         "{err}"
     );
 }
@@ -313,7 +337,7 @@ fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
     let mut codec = be4(8);
     assert!(matches!(
         codec.encode(&b"12345"[..], &mut dst),
-        Err(CodecError::FrameTooLong { len: 9, max: 8 })
+        Err(CodecError::ItemTooLong { len: 9, max: 8 })
     ));
     let mut codec = LengthFieldCodec::builder()
         .max_frame_length(64)

@@ -3,23 +3,10 @@
 mod codec_support;
 
 use bytes::{Bytes, BytesMut};
-use codec_support::feed;
+use codec_support::{chunk, feed};
 use proptest::prelude::*;
 use tidegate::codec::{CodecError, DelimiterCodec, LengthFieldCodec, LineCodec};
 use tokio_util::codec::{Decoder, Encoder};
-
-/// Cuts `wire` at the given fractions of its length.
-fn chunk(wire: &[u8], cuts: &[prop::sample::Index]) -> Vec<Vec<u8>> {
-    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
-    at.sort_unstable();
-    let mut chunks = Vec::new();
-    let mut from = 0;
-    for to in at.into_iter().chain([wire.len()]) {
-        chunks.push(wire[from..to].to_vec());
-        from = to;
-    }
-    chunks
-}
 
 fn round_trip<C>(
     mut make: impl FnMut() -> C,

@@ -1,5 +1,5 @@
 #![no_main]
-//! DelimiterCodec with up to three delimiters chosen by the input, both policies, any chunking.
+//! DelimiterCodec with delimiters chosen by the input (overlapping sets too), both policies, any chunking.
 
 mod common;
 
@@ -10,8 +10,9 @@ fuzz_target!(|data: &[u8]| {
     let Some((&[a, b], rest)) = data.split_first_chunk::<2>() else {
         return;
     };
-    let all: [&[u8]; 4] = [b"\n", b"\r\n", b"||", b"\0\0\0"];
-    let delimiters: Vec<&[u8]> = (0..4).filter(|i| a & (1 << i) != 0).map(|i| all[i]).collect();
+    // Overlapping sets ("\n" inside "\r\n" and "\r\n\r\n", "\0" inside "\0\0\0") exercise the look-ahead.
+    let all: [&[u8]; 7] = [b"\n", b"\r\n", b"||", b"\0\0\0", b"\r\n\r\n", b"\0", b"|"];
+    let delimiters: Vec<&[u8]> = (0..7).filter(|i| a & (1 << i) != 0).map(|i| all[i]).collect();
     let max = usize::from(b);
     let policy = if a & 0x80 != 0 { OversizePolicy::Skip } else { OversizePolicy::Fail };
     let Ok(codec) = DelimiterCodec::new(&delimiters, max) else {
@@ -19,6 +20,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let mut codec = codec.with_policy(policy);
-    // Beyond the max, only a possible delimiter prefix (at most 2 bytes) may stay buffered.
-    common::run(&mut codec, rest, max, max + 2);
+    // Beyond the max, only a possible delimiter prefix (at most 3 bytes) may stay buffered.
+    common::run(&mut codec, rest, max, max + 3);
 });

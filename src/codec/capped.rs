@@ -2,29 +2,37 @@
 
 use std::fmt;
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::skip_hook::SkipHook;
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
 /// A decoder's initial state and how to copy it.
 type Restart<D> = (D, fn(&D) -> D);
 
-/// Wraps any [`Decoder`] and limits the bytes it may have buffered without producing a frame.
+/// Wraps any [`Decoder`] and limits the bytes one frame may take: this is how a frame-size limit is put on a
+/// protocol decoder that has none.
 ///
-/// This is how a frame-size limit is put on a protocol decoder that has none. When the buffer holds more than
-/// `max` bytes and the inner decoder still needs more, the frame is oversize:
+/// A frame's size is what the inner decoder took from the read buffer to produce it (its header or delimiter
+/// included) since its previous frame, wherever it kept those bytes. `Capped` never hands out a frame that took more
+/// than `max` bytes, however the bytes were split between reads, and after every call at most `max` bytes of an
+/// unfinished frame are held (buffered, or taken by the inner decoder). A frame over the limit is found either when
+/// the inner decoder returns it or as soon as more than `max` bytes of it are held:
 ///
-/// * [`OversizePolicy::Fail`] returns [`CodecError::FrameTooLong`] (inside the inner error type, through `io::Error`) and every
-///   later call fails with [`CodecError::Failed`].
-/// * [`OversizePolicy::Skip`] ([`Capped::new_skipping`]) drops what is buffered, counts it, resets the inner decoder
-///   to a copy of its initial state (so no offset it kept into the old buffer survives), and hands it the following
-///   bytes. A generic decoder cannot say where the oversize frame ends, so this suits protocols that find their own
-///   way back (a delimiter, a sync marker): the rest of the oversize frame reaches the inner decoder.
+/// * [`OversizePolicy::Fail`] returns [`CodecError::FrameTooLong`] (inside the inner error type, through
+///   `io::Error`) and every later call fails with [`CodecError::Failed`].
+/// * [`OversizePolicy::Skip`] ([`Capped::new_skipping`]) drops the frame and goes on. A frame returned whole is just
+///   dropped. A frame found oversize while it arrives is dropped as it arrives: the bytes held are thrown away, the
+///   inner decoder restarts from a copy of its initial state (so no offset it kept into the old buffer survives) and
+///   is handed the following bytes, and the first item it produces after that is taken as the rest of the oversize
+///   frame and dropped too. That suits protocols whose frames end with a marker the inner decoder finds again (a
+///   delimiter, a line ending). Every skip is counted in `too_long`, its bytes in `discarded_bytes`, and reported to
+///   the [skip hook](Capped::with_skip_hook).
 ///
-/// The check runs after the inner decoder returns, so `Capped` bounds what stays buffered between reads; it cannot
-/// stop an inner decoder that itself reserves memory from a header (tokio-util's `LengthDelimitedCodec` does; use
-/// [`LengthFieldCodec`](super::LengthFieldCodec) instead). Encoding passes through to the inner codec.
+/// `Capped` cannot stop an inner decoder that itself reserves memory from a header (tokio-util's
+/// `LengthDelimitedCodec` does; use [`LengthFieldCodec`](super::LengthFieldCodec) instead). Encoding passes through
+/// to the inner codec.
 ///
 /// # Examples
 ///
@@ -36,7 +44,7 @@ type Restart<D> = (D, fn(&D) -> D);
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
 /// let inner = AnyDelimiterCodec::new(b";".to_vec(), vec![]); // no limit of its own
-/// let mut frames = FramedRead::new(&b"ok;this-one-is-far-too-long"[..], Capped::new(inner, 8));
+/// let mut frames = FramedRead::new(&b"ok;this-one-is-far-too-long;"[..], Capped::new(inner, 8));
 /// assert_eq!(frames.next().await.unwrap().unwrap(), "ok");
 /// let err = frames.next().await.unwrap().unwrap_err();
 /// assert!(err.to_string().contains("longer than the maximum of 8 bytes"));
@@ -49,24 +57,37 @@ pub struct Capped<D> {
     /// The inner decoder as it was built and its `clone`, to restart from after a skip; `None` under `Fail`. A
     /// function pointer keeps `D: Clone` off the `Decoder` impl.
     pristine: Option<Restart<D>>,
-    failed: bool,
+    state: State,
+    /// Bytes the inner decoder took from the buffer since its last item: they belong to the frame it is decoding.
+    taken: usize,
     metrics: CodecMetrics,
+    on_skip: SkipHook,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Reading,
+    /// An oversize frame was dropped while it arrived; the inner decoder's next item is the rest of it.
+    Resyncing,
+    Failed,
 }
 
 impl<D> Capped<D> {
-    /// Caps `inner` at `max` buffered bytes without a frame, with [`OversizePolicy::Fail`].
+    /// Caps the frames of `inner` at `max` bytes each, with [`OversizePolicy::Fail`].
     pub fn new(inner: D, max: usize) -> Self {
         Capped {
             inner,
             max,
             pristine: None,
-            failed: false,
+            state: State::Reading,
+            taken: 0,
             metrics: CodecMetrics::default(),
+            on_skip: SkipHook::default(),
         }
     }
 
-    /// Caps `inner` at `max` buffered bytes without a frame, with [`OversizePolicy::Skip`]: after a skip the inner
-    /// decoder restarts from a clone of `inner` as given here.
+    /// Caps the frames of `inner` at `max` bytes each, with [`OversizePolicy::Skip`]: after a frame is dropped
+    /// while it arrives, the inner decoder restarts from a clone of `inner` as given here.
     ///
     /// # Examples
     ///
@@ -78,10 +99,9 @@ impl<D> Capped<D> {
     /// let mut codec = Capped::new_skipping(LinesCodec::new(), 4);
     /// let mut buf = BytesMut::from("far too long");
     /// assert!(codec.decode(&mut buf).unwrap().is_none()); // discarded, not an error
-    /// buf.extend_from_slice(b"\nok\n");
-    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), ""); // the tail of the skipped line
-    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
-    /// assert_eq!(codec.metrics().discarded_bytes, 12);
+    /// buf.extend_from_slice(b"!\nok\n");
+    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok"); // the rest of the long line was dropped too
+    /// assert_eq!(codec.metrics().discarded_bytes, 14);
     /// ```
     pub fn new_skipping(inner: D, max: usize) -> Self
     where
@@ -101,19 +121,46 @@ impl<D> Capped<D> {
         }
     }
 
-    /// The cap in bytes.
+    /// The cap in bytes: the most one frame may take, and the most held of one still arriving.
     pub fn max_buffered(&self) -> usize {
         self.max
     }
 
-    /// Changes the cap; it applies from the next call.
+    /// Changes the cap; it applies from the next call, to the frame in flight too (no decision was made on it yet).
     pub fn set_max_buffered(&mut self, max: usize) {
         self.max = max;
     }
 
     /// Whether the cap failed the stream; every later `decode` fails.
     pub fn is_failed(&self) -> bool {
-        self.failed
+        self.state == State::Failed
+    }
+
+    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] drops a frame, with the
+    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
+    /// frame so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use bytes::BytesMut;
+    /// use tidegate::codec::Capped;
+    /// use tokio_util::codec::{Decoder, LinesCodec};
+    ///
+    /// let skipped = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&skipped);
+    /// let mut codec = Capped::new_skipping(LinesCodec::new(), 8).with_skip_hook(move |_| {
+    ///     seen.fetch_add(1, Ordering::Relaxed);
+    /// });
+    /// let mut buf = BytesMut::from("far too long\nok\n");
+    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
+    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
+    /// ```
+    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
+        self.on_skip = SkipHook::new(hook);
+        self
     }
 
     /// A snapshot of the counters. `bytes` is not tracked here (the inner item type is opaque); `frames` counts
@@ -137,27 +184,29 @@ impl<D> Capped<D> {
         self.inner
     }
 
-    fn check(&mut self, src: &mut BytesMut) -> Result<(), CodecError> {
-        let len = src.len();
-        if len <= self.max {
-            return Ok(());
-        }
+    /// Applies the policy to a frame of (at least) `len` bytes; under `Skip` the caller drops it.
+    fn oversize(&mut self, len: usize) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
-        match &self.pristine {
-            None => {
-                self.failed = true;
-                Err(CodecError::FrameTooLong {
-                    len: len as u64,
-                    max: self.max,
-                })
-            }
-            Some((pristine, clone)) => {
-                self.inner = clone(pristine);
-                src.advance(len);
-                self.metrics.discarded_bytes += len as u64;
-                Ok(())
-            }
+        if self.pristine.is_none() {
+            self.state = State::Failed;
+            return Err(CodecError::FrameTooLong {
+                len: len as u64,
+                max: self.max,
+            });
         }
+        self.on_skip.skipped(len as u64, self.max);
+        Ok(())
+    }
+
+    /// Drops the `held` bytes of an unfinished oversize frame and restarts the inner decoder on what follows.
+    fn drop_unfinished(&mut self, src: &mut BytesMut, held: usize) {
+        if let Some((pristine, clone)) = &self.pristine {
+            self.inner = clone(pristine);
+        }
+        src.clear();
+        self.taken = 0;
+        self.metrics.discarded_bytes += held as u64;
+        self.state = State::Resyncing;
     }
 }
 
@@ -166,35 +215,67 @@ fn lift<E: From<std::io::Error>>(err: CodecError) -> E {
     E::from(err.into())
 }
 
+impl<D: Decoder> Capped<D> {
+    /// The next frame of at most `max` bytes, `decode_eof` at the end of the stream.
+    fn next_frame(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<D::Item>, D::Error> {
+        loop {
+            if self.state == State::Failed {
+                return Err(lift(CodecError::Failed));
+            }
+            let before = src.len();
+            let item = if eof {
+                self.inner.decode_eof(src)?
+            } else {
+                self.inner.decode(src)?
+            };
+            let taken = self.taken.saturating_add(before.saturating_sub(src.len()));
+            let Some(item) = item else {
+                let held = taken.saturating_add(src.len());
+                if held > self.max {
+                    if self.state == State::Reading {
+                        self.oversize(held).map_err(lift)?;
+                    }
+                    self.drop_unfinished(src, held);
+                } else {
+                    self.taken = taken;
+                }
+                if eof {
+                    // Nothing more will come: a frame being dropped ends here.
+                    if self.state == State::Resyncing {
+                        self.metrics.discarded_bytes += self.taken as u64;
+                        self.state = State::Reading;
+                    }
+                    self.taken = 0;
+                }
+                return Ok(None);
+            };
+            self.taken = 0;
+            if self.state == State::Resyncing {
+                self.state = State::Reading;
+                self.metrics.discarded_bytes += taken as u64;
+                continue;
+            }
+            if taken > self.max {
+                self.oversize(taken).map_err(lift)?;
+                self.metrics.discarded_bytes += taken as u64;
+                continue;
+            }
+            self.metrics.frames += 1;
+            return Ok(Some(item));
+        }
+    }
+}
+
 impl<D: Decoder> Decoder for Capped<D> {
     type Item = D::Item;
     type Error = D::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<D::Item>, D::Error> {
-        if self.failed {
-            return Err(lift(CodecError::Failed));
-        }
-        match self.inner.decode(src)? {
-            Some(item) => {
-                self.metrics.frames += 1;
-                Ok(Some(item))
-            }
-            None => {
-                self.check(src).map_err(lift)?;
-                Ok(None)
-            }
-        }
+        self.next_frame(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<D::Item>, D::Error> {
-        if self.failed {
-            return Err(lift(CodecError::Failed));
-        }
-        let item = self.inner.decode_eof(src)?;
-        if item.is_some() {
-            self.metrics.frames += 1;
-        }
-        Ok(item)
+        self.next_frame(src, true)
     }
 }
 
@@ -212,7 +293,8 @@ impl<D> fmt::Debug for Capped<D> {
             .field("inner", &std::any::type_name::<D>())
             .field("max", &self.max)
             .field("policy", &self.policy())
-            .field("failed", &self.failed)
+            .field("state", &self.state)
+            .field("taken", &self.taken)
             .field("metrics", &self.metrics)
             .finish()
     }

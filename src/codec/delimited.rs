@@ -2,6 +2,7 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::skip_hook::SkipHook;
 use super::split::Splitter;
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
@@ -23,6 +24,7 @@ pub(super) struct DelimitedCore {
     pub(super) scanned: usize,
     splitter: Splitter,
     pub(super) metrics: CodecMetrics,
+    pub(super) on_skip: SkipHook,
 }
 
 impl DelimitedCore {
@@ -34,6 +36,7 @@ impl DelimitedCore {
             scanned: 0,
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
+            on_skip: SkipHook::default(),
         }
     }
 
@@ -56,6 +59,7 @@ impl DelimitedCore {
                 })
             }
             OversizePolicy::Skip => {
+                self.on_skip.skipped(len as u64, self.max);
                 src.advance(consumed);
                 self.metrics.discarded_bytes += consumed as u64;
                 Ok(())
@@ -78,7 +82,7 @@ impl DelimitedCore {
     /// Refuses to encode an item longer than the maximum.
     pub(super) fn check_encodable_len(&self, len: usize) -> Result<(), CodecError> {
         if len > self.max {
-            return Err(CodecError::FrameTooLong {
+            return Err(CodecError::ItemTooLong {
                 len: len as u64,
                 max: self.max,
             });

@@ -5,14 +5,24 @@ use memchr::memmem::Finder;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::delimited::{DelimitedCore, State};
+use super::skip_hook::SkipHook;
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
 /// Frames that end with one of several byte-string delimiters, capped by a required maximum.
 ///
-/// The frame that ends first wins (the earliest delimiter; between delimiters that start at the same byte, the one
-/// listed first). Frames come out without their delimiter, and the delimiter does not count toward the maximum.
+/// A frame ends at the delimiter that **starts earliest**; between delimiters that start at the same byte, the one
+/// listed first wins. So with `["\r\n\r\n", "\n"]`, `a\r\n\r\nb\n` is `a`, `b`, and with `["\n", "\r\n"]`,
+/// `a\r\n` is `a`. Frames come out without their delimiter, and the delimiter does not count toward the maximum.
+///
+/// The frames do not depend on how the bytes are split between reads: they are what the rule above gives on the
+/// whole stream. When one delimiter occurs inside another (as `\n` in `\r\n\r\n`), a match is only final once
+/// the longer delimiter that may have started earlier has arrived or cannot arrive any more, so the decoder waits for
+/// up to `longest delimiter - 1` more bytes, and at the end of the stream takes the earliest complete delimiter.
+/// Every non-empty set of non-empty delimiters frames unambiguously this way; a delimiter that can never win (one
+/// that starts with a delimiter listed before it) is allowed and simply never matches.
+///
 /// Scanning resumes where the previous call stopped, so a frame fed one byte at a time costs linear time, and an
-/// oversize frame is detected as soon as the buffer holds more than `max` bytes that cannot be a delimiter.
+/// oversize frame is detected as soon as the buffer holds more than `max` bytes that cannot start its delimiter.
 ///
 /// At the end of the stream, bytes after the last delimiter are returned as a last frame.
 ///
@@ -42,6 +52,10 @@ pub struct DelimiterCodec {
     /// The single byte of the only delimiter, when that is the configuration: one `memchr` instead of `memmem`.
     single_byte: Option<u8>,
     longest: usize,
+    /// Whether a delimiter occurs inside another one other than at its end (or is a proper prefix of one listed
+    /// before it): then a match found may still lose to a longer delimiter that started earlier and has not fully
+    /// arrived. Without such pairs (the usual case) a match is final at once and no look-ahead is paid for.
+    overlapping: bool,
     /// `scanned` there: every delimiter that starts before it has been ruled out.
     core: DelimitedCore,
 }
@@ -68,8 +82,18 @@ impl DelimiterCodec {
             [only] if only.needle().len() == 1 => Some(only.needle()[0]),
             _ => None,
         };
+        let needles: Vec<&[u8]> = finders.iter().map(|f| f.needle()).collect();
+        let overlapping = needles.iter().enumerate().any(|(i, d)| {
+            needles.iter().enumerate().any(|(j, e)| {
+                // `d` at offset `o` of `e`, ending before `e` does; at offset 0 it only loses to `e` listed first.
+                j != i
+                    && e.len() > d.len()
+                    && (0..e.len() - d.len()).any(|o| e[o..].starts_with(d) && (o > 0 || j < i))
+            })
+        });
         Ok(DelimiterCodec {
             longest: finders.iter().map(|f| f.needle().len()).max().unwrap_or(1),
+            overlapping,
             finders,
             single_byte,
             core: DelimitedCore::new(max_frame_length),
@@ -97,7 +121,8 @@ impl DelimiterCodec {
         self.core.max
     }
 
-    /// Changes the maximum for frames not yet found too long.
+    /// Changes the maximum for frames not yet found too long, including the one partly buffered (its delimiter
+    /// has not arrived, so no decision was made on it yet).
     pub fn set_max_frame_length(&mut self, max: usize) {
         self.core.max = max;
     }
@@ -112,14 +137,44 @@ impl DelimiterCodec {
         self.core.metrics
     }
 
-    /// The earliest delimiter in `hay[from..]`: its start and length.
+    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a frame, with the
+    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
+    /// frame so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use bytes::BytesMut;
+    /// use tidegate::codec::{DelimiterCodec, OversizePolicy};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let skipped = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&skipped);
+    /// let mut codec = DelimiterCodec::new([";"], 4)?
+    ///     .with_policy(OversizePolicy::Skip)
+    ///     .with_skip_hook(move |_| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    /// let mut buf = BytesMut::from(&b"far-too-long;ok;"[..]);
+    /// assert_eq!(codec.decode(&mut buf)?.unwrap(), "ok");
+    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), tidegate::codec::CodecError>(())
+    /// ```
+    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
+        self.core.on_skip = SkipHook::new(hook);
+        self
+    }
+
+    /// The earliest complete delimiter in `hay[from..]`: its start and index.
     #[inline]
     fn find(&self, hay: &[u8], from: usize) -> Option<(usize, usize)> {
         if let Some(byte) = self.single_byte {
-            return memchr::memchr(byte, &hay[from..]).map(|i| (from + i, 1));
+            return memchr::memchr(byte, &hay[from..]).map(|i| (from + i, 0));
         }
         let mut best: Option<(usize, usize)> = None;
-        for finder in &self.finders {
+        for (index, finder) in self.finders.iter().enumerate() {
             let d = finder.needle().len();
             // A later delimiter only wins if it starts strictly earlier, so search only up to there.
             let end = best.map_or(hay.len(), |(s, _)| (s + d - 1).min(hay.len()));
@@ -127,10 +182,35 @@ impl DelimiterCodec {
                 continue;
             }
             if let Some(i) = finder.find(&hay[from..end]) {
-                best = Some((from + i, d));
+                best = Some((from + i, index));
             }
         }
         best
+    }
+
+    /// The delimiter that ends the frame at the front of `hay`, once that is certain: its start and length.
+    /// Delimiters starting before `from` have been ruled out. Before the end of the stream, a match is not certain
+    /// while a delimiter that would beat it may still be arriving.
+    #[inline]
+    fn boundary(&self, hay: &[u8], from: usize, eof: bool) -> Option<(usize, usize)> {
+        let (start, index) = self.find(hay, from)?;
+        if self.overlapping && !eof && self.may_lose(hay, start, index) {
+            return None;
+        }
+        Some((start, self.finders[index].needle().len()))
+    }
+
+    /// Whether a delimiter that starts before `start` (or at it and is listed before `index`) has its first bytes at
+    /// the end of `hay`, so it may still complete and win.
+    fn may_lose(&self, hay: &[u8], start: usize, index: usize) -> bool {
+        // Only a suffix shorter than the longest delimiter can be an unfinished one.
+        (self.resume_at(hay.len())..=start).any(|p| {
+            let tail = &hay[p..];
+            self.finders.iter().enumerate().any(|(j, e)| {
+                let e = e.needle();
+                e.len() > tail.len() && e.starts_with(tail) && (p < start || j < index)
+            })
+        })
     }
 
     /// Where scanning resumes after finding nothing in `len` bytes: a delimiter may still start in the last
@@ -139,10 +219,12 @@ impl DelimiterCodec {
         len.saturating_sub(self.longest - 1)
     }
 
-    /// Drops bytes up to and including the next delimiter; returns whether it was found.
-    fn discard(&mut self, src: &mut BytesMut) -> bool {
-        let (n, found) = match self.find(src, 0) {
+    /// Drops bytes up to and including the delimiter that ends the oversize frame (at the end of the stream, all of
+    /// them); returns whether the frame is gone.
+    fn discard(&mut self, src: &mut BytesMut, eof: bool) -> bool {
+        let (n, found) = match self.boundary(src, 0, eof) {
             Some((start, d)) => (start + d, true),
+            None if eof => (src.len(), true),
             None => (self.resume_at(src.len()), false),
         };
         src.advance(n);
@@ -156,6 +238,7 @@ impl DelimiterCodec {
     /// Whether `frame ++ delimiter ++ anything` would decode as `frame`: no delimiter starts inside `frame`, not even
     /// one that runs past its end.
     fn check_encodable(&self, frame_and_delim: &[u8], frame_len: usize) -> Result<(), CodecError> {
+        // The first delimiter is listed first, so only a delimiter starting inside `frame` can beat it.
         if let Some((start, _)) = self.find(frame_and_delim, 0) {
             if start < frame_len {
                 return Err(CodecError::DelimiterInFrame { position: start });
@@ -172,16 +255,15 @@ impl DelimiterCodec {
     }
 }
 
-impl Decoder for DelimiterCodec {
-    type Item = Bytes;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+impl DelimiterCodec {
+    /// One frame, or `None` when more bytes are needed; at the end of the stream (`eof`) the bytes after the last
+    /// delimiter end a last frame.
+    fn next_frame(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<Bytes>, CodecError> {
         loop {
             match self.core.state {
                 State::Reading => {}
                 State::Discarding => {
-                    if !self.discard(src) {
+                    if !self.discard(src, eof) {
                         return Ok(None);
                     }
                 }
@@ -189,46 +271,48 @@ impl Decoder for DelimiterCodec {
             }
             // `min` guards against a caller that shrank the buffer between calls.
             let from = self.core.scanned.min(src.len());
-            match self.find(src, from) {
-                Some((start, d)) => {
-                    if start > self.core.max {
-                        self.core.too_long(src, start, start + d)?;
-                        continue;
-                    }
-                    return Ok(Some(self.core.take(src, start, start + d)));
+            if let Some((start, d)) = self.boundary(src, from, eof) {
+                if start > self.core.max {
+                    self.core.too_long(src, start, start + d)?;
+                    continue;
                 }
-                None => {
-                    let resume = self.resume_at(src.len());
-                    if resume <= self.core.max {
-                        self.core.scanned = resume;
-                        return Ok(None);
-                    }
-                    // At least `resume` bytes precede any delimiter still to come.
-                    self.core.too_long(src, resume, resume)?;
-                    self.core.state = State::Discarding;
-                }
+                return Ok(Some(self.core.take(src, start, start + d)));
             }
+            let len = src.len();
+            if eof {
+                if len == 0 {
+                    return Ok(None);
+                }
+                if len > self.core.max {
+                    self.core.too_long(src, len, len)?;
+                    return Ok(None);
+                }
+                return Ok(Some(self.core.take(src, len, len)));
+            }
+            // A delimiter that ends the frame may still start in the last `longest - 1` bytes, or (when one was
+            // found but may lose) at or after that point; nothing before it can.
+            let resume = self.resume_at(len);
+            if resume <= self.core.max {
+                self.core.scanned = resume;
+                return Ok(None);
+            }
+            // At least `resume` bytes precede the delimiter still to come.
+            self.core.too_long(src, resume, resume)?;
+            self.core.state = State::Discarding;
         }
+    }
+}
+
+impl Decoder for DelimiterCodec {
+    type Item = Bytes;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        self.next_frame(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        if let Some(frame) = self.decode(src)? {
-            return Ok(Some(frame));
-        }
-        if self.core.state == State::Discarding {
-            self.core.metrics.discarded_bytes += src.len() as u64;
-            src.clear();
-            self.core.state = State::Reading;
-        }
-        if src.is_empty() {
-            return Ok(None);
-        }
-        let len = src.len();
-        if len > self.core.max {
-            self.core.too_long(src, len, len)?;
-            return Ok(None);
-        }
-        Ok(Some(self.core.take(src, len, len)))
+        self.next_frame(src, true)
     }
 }
 

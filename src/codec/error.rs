@@ -8,8 +8,29 @@ use std::io;
 /// encoders and [`FrameReader`](super::FrameReader).
 ///
 /// Every variant that is about a size carries the observed value and the limit, so a log line says what to tune.
-/// Decoders and encoders convert it into [`std::io::Error`] (the kind tells what happened) where tokio-util needs
-/// one.
+/// Decoders and encoders convert it into [`std::io::Error`] where tokio-util needs one, and the kind says whose
+/// fault it was:
+///
+/// | kind | variants | whose input |
+/// |---|---|---|
+/// | [`InvalidData`](io::ErrorKind::InvalidData) | a decoder's refusals: [`FrameTooLong`](Self::FrameTooLong), [`FrameShorterThanHeader`](Self::FrameShorterThanHeader), [`FrameLengthOverflow`](Self::FrameLengthOverflow), [`Failed`](Self::Failed) | the peer's |
+/// | [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) | [`UnexpectedEof`](Self::UnexpectedEof) | the peer's |
+/// | [`InvalidInput`](io::ErrorKind::InvalidInput) | an encoder's refusals ([`ItemTooLong`](Self::ItemTooLong), [`DelimiterInFrame`](Self::DelimiterInFrame), [`LengthNotRepresentable`](Self::LengthNotRepresentable)) and refused configurations | the caller's |
+/// | [`OutOfMemory`](io::ErrorKind::OutOfMemory) | [`Budget`](Self::Budget), [`Pool`](Self::Pool) | the process's limits |
+/// | the inner error's | [`Io`](Self::Io) | the transport's |
+///
+/// # Examples
+///
+/// ```
+/// use std::io;
+/// use bytes::BytesMut;
+/// use tidegate::codec::{CodecError, LineCodec};
+/// use tokio_util::codec::Encoder;
+///
+/// let err = LineCodec::new(4).encode(&b"too long"[..], &mut BytesMut::new()).unwrap_err();
+/// assert!(matches!(err, CodecError::ItemTooLong { len: 8, max: 4 }));
+/// assert_eq!(io::Error::from(err).kind(), io::ErrorKind::InvalidInput);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
@@ -18,6 +39,28 @@ pub enum CodecError {
     FrameTooLong {
         /// The frame's length as far as it is known: the whole frame for a length header, at least this many bytes
         /// for a delimited frame whose delimiter has not arrived yet.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A length header claims a frame longer than any this machine can hold (more than `usize::MAX` bytes), so no
+    /// policy can deal with it: skipping it would discard the rest of the stream.
+    #[error("malformed length header: field value {value} with adjustment {adjustment} gives a frame of {frame_len} bytes, more than this machine can address")]
+    FrameLengthOverflow {
+        /// The raw value of the length field.
+        value: u64,
+        /// The configured length adjustment.
+        adjustment: i64,
+        /// The frame length it gives (header included).
+        frame_len: i128,
+    },
+    /// An encoder was handed an item that would make a frame longer than the maximum.
+    #[error(
+        "item makes a frame of {len} bytes, longer than the maximum of {max} bytes; not encoded"
+    )]
+    ItemTooLong {
+        /// The frame's length as the encoder counts it against the maximum (the header included for
+        /// [`LengthFieldCodec`](super::LengthFieldCodec), the item alone for the delimited codecs).
         len: u64,
         /// The configured maximum.
         max: usize,
@@ -126,15 +169,27 @@ pub enum CodecError {
 
 impl From<CodecError> for io::Error {
     fn from(err: CodecError) -> Self {
+        // Exhaustive on purpose: a new variant must decide whose fault it is.
         let kind = match &err {
             CodecError::Io(inner) => inner.kind(),
+            // A decoder's refusals: the peer sent it.
             CodecError::FrameTooLong { .. }
             | CodecError::FrameShorterThanHeader { .. }
+            | CodecError::FrameLengthOverflow { .. }
             | CodecError::Failed => io::ErrorKind::InvalidData,
             CodecError::UnexpectedEof { .. } => io::ErrorKind::UnexpectedEof,
             CodecError::Budget(_) | CodecError::Pool(_) => io::ErrorKind::OutOfMemory,
-            // Refused configurations and frames handed to an encoder: the caller's input, not the peer's.
-            _ => io::ErrorKind::InvalidInput,
+            // An encoder's refusals and refused configurations: the caller's input, not the peer's.
+            CodecError::ItemTooLong { .. }
+            | CodecError::DelimiterInFrame { .. }
+            | CodecError::LengthNotRepresentable { .. }
+            | CodecError::MissingMaxFrameLength
+            | CodecError::InvalidFieldWidth { .. }
+            | CodecError::MaxBelowHeader { .. }
+            | CodecError::FieldTooNarrow { .. }
+            | CodecError::AdjustmentOutOfRange { .. }
+            | CodecError::StripTooLarge { .. }
+            | CodecError::EmptyDelimiter => io::ErrorKind::InvalidInput,
         };
         match err {
             CodecError::Io(inner) => inner,

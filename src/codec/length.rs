@@ -4,6 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::length_layout::Layout;
+use super::skip_hook::SkipHook;
 use super::split::Splitter;
 use super::{CodecError, CodecMetrics, LengthFieldCodecBuilder, OversizePolicy};
 
@@ -13,7 +14,11 @@ use super::{CodecError, CodecMetrics, LengthFieldCodecBuilder, OversizePolicy};
 /// buffer grows only with bytes that arrived. The maximum applies to the whole frame as buffered (header included,
 /// after the adjustment). Under [`OversizePolicy::Skip`] an oversize frame is consumed and dropped as it arrives and
 /// the next frame decodes normally. A header that gives a frame shorter than itself is a fatal
-/// [`CodecError::FrameShorterThanHeader`].
+/// [`CodecError::FrameShorterThanHeader`], and one that gives a frame longer than this machine can address a fatal
+/// [`CodecError::FrameLengthOverflow`], under either policy: no frame can be framed or skipped past there.
+///
+/// The decision on a frame is made once, when its header arrives: changing the maximum or the policy later applies
+/// to the frames whose header has not been read yet.
 ///
 /// As an encoder it writes a header (zeros before the field, then the field) and the item; decoding that output
 /// gives the item back when `strip` is the header length (the default). It refuses, without writing anything, an
@@ -44,11 +49,15 @@ pub struct LengthFieldCodec {
     state: State,
     splitter: Splitter,
     metrics: CodecMetrics,
+    on_skip: SkipHook,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Head,
+    /// A header was read and accepted: the frame is this long, header included. Kept so that a maximum lowered
+    /// while the frame arrives does not undo the decision.
+    Body(usize),
     /// Skipping an oversize frame: this many bytes of it have not arrived yet.
     Discarding(u64),
     Failed,
@@ -87,7 +96,47 @@ impl LengthFieldCodec {
             state: State::Head,
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
+            on_skip: SkipHook::default(),
         }
+    }
+
+    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a frame, with the
+    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned.
+    ///
+    /// This is how a `FramedRead` or [`FrameReader`](super::FrameReader) user learns of skipped frames as they
+    /// happen: the stream itself only carries frames, and an error would end it. The hook runs inside `decode` and
+    /// should be quick (a log line, a counter, a `try_send`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use futures_util::StreamExt;
+    /// use tidegate::codec::{CodecError, LengthFieldCodec, OversizePolicy};
+    /// use tokio_util::codec::FramedRead;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), CodecError> {
+    /// let skipped = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&skipped);
+    /// let codec = LengthFieldCodec::builder()
+    ///     .max_frame_length(8)
+    ///     .length_field_width(2)
+    ///     .oversize_policy(OversizePolicy::Skip)
+    ///     .build()?
+    ///     .with_skip_hook(move |err| log.lock().unwrap().push(err.to_string()));
+    /// let mut frames = FramedRead::new(&b"\x00\x10sixteen-bytes!!!\x00\x02ok"[..], codec);
+    /// assert_eq!(frames.next().await.unwrap()?, "ok");
+    /// assert_eq!(
+    ///     skipped.lock().unwrap()[..],
+    ///     ["frame of 18 bytes is longer than the maximum of 8 bytes"]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
+        self.on_skip = SkipHook::new(hook);
+        self
     }
 
     /// The longest frame accepted, header included.
@@ -139,30 +188,53 @@ impl LengthFieldCodec {
         }
     }
 
-    fn oversize(&mut self, src: &mut BytesMut, len: i128) -> Result<bool, CodecError> {
-        let len = u64::try_from(len).unwrap_or(u64::MAX);
+    /// Decides on a frame from its header: `Some(len)` to read it, `None` when it is being skipped.
+    #[inline]
+    fn accept(&mut self, value: u64) -> Result<Option<usize>, CodecError> {
+        let layout = &self.layout;
+        let len = layout.frame_len(value);
+        if len < layout.header_len as i128 {
+            let err = CodecError::FrameShorterThanHeader {
+                value,
+                adjustment: layout.adjustment,
+                frame_len: len,
+                header_len: layout.header_len,
+            };
+            return Err(self.fatal(err));
+        }
+        if len <= layout.max as i128 {
+            // At most `max`, so it fits a usize.
+            return Ok(Some(len as usize));
+        }
+        // No frame can be that long, so skipping it would swallow the rest of the stream.
+        let Ok(len) = usize::try_from(len) else {
+            let err = CodecError::FrameLengthOverflow {
+                value,
+                adjustment: layout.adjustment,
+                frame_len: len,
+            };
+            return Err(self.fatal(err));
+        };
         self.metrics.too_long += 1;
+        let (len, max) = (len as u64, layout.max);
         match self.policy {
             OversizePolicy::Fail => {
                 self.state = State::Failed;
-                Err(CodecError::FrameTooLong {
-                    len,
-                    max: self.layout.max,
-                })
+                Err(CodecError::FrameTooLong { len, max })
             }
-            OversizePolicy::Skip => Ok(self.discard(src, len)),
+            OversizePolicy::Skip => {
+                self.on_skip.skipped(len, max);
+                self.state = State::Discarding(len);
+                Ok(None)
+            }
         }
     }
 
-    fn malformed(&mut self, value: u64, frame_len: i128) -> CodecError {
+    /// A malformed header: counted, and the codec stays failed.
+    fn fatal(&mut self, err: CodecError) -> CodecError {
         self.metrics.malformed += 1;
         self.state = State::Failed;
-        CodecError::FrameShorterThanHeader {
-            value,
-            adjustment: self.layout.adjustment,
-            frame_len,
-            header_len: self.layout.header_len,
-        }
+        err
     }
 }
 
@@ -172,37 +244,32 @@ impl Decoder for LengthFieldCodec {
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
-            match self.state {
-                State::Head => {}
+            let len = match self.state {
+                State::Head => {
+                    if src.len() < self.layout.header_len {
+                        return Ok(None);
+                    }
+                    match self.accept(self.layout.read(src))? {
+                        Some(len) => len,
+                        None => continue,
+                    }
+                }
+                State::Body(len) => len,
                 State::Discarding(remaining) => {
                     if !self.discard(src, remaining) {
                         return Ok(None);
                     }
-                }
-                State::Failed => return Err(CodecError::Failed),
-            }
-            let layout = &self.layout;
-            if src.len() < layout.header_len {
-                return Ok(None);
-            }
-            let value = layout.read(src);
-            let len = layout.frame_len(value);
-            if len < layout.header_len as i128 {
-                return Err(self.malformed(value, len));
-            }
-            if len > layout.max as i128 {
-                if self.oversize(src, len)? {
                     continue;
                 }
-                return Ok(None);
-            }
-            // Checked against `max` above, so it fits a usize. No reservation for the missing bytes: memory
-            // follows what arrives, not what the header claims.
-            let len = len as usize;
+                State::Failed => return Err(CodecError::Failed),
+            };
+            // No reservation for the missing bytes: memory follows what arrives, not what the header claims.
             if src.len() < len {
+                self.state = State::Body(len);
                 return Ok(None);
             }
-            let (frame, copied) = self.splitter.take(src, layout.strip, len);
+            self.state = State::Head;
+            let (frame, copied) = self.splitter.take(src, self.layout.strip, len);
             self.metrics.frames += 1;
             self.metrics.bytes += frame.len() as u64;
             self.metrics.copied_frames += u64::from(copied);

@@ -115,8 +115,8 @@ impl Layout {
     ) -> Result<(), CodecError> {
         let len = self.header_len as u128 + payload_len as u128;
         if len > self.max as u128 {
-            return Err(CodecError::FrameTooLong {
-                len: len as u64,
+            return Err(CodecError::ItemTooLong {
+                len: u64::try_from(len).unwrap_or(u64::MAX),
                 max: self.max,
             });
         }

@@ -4,6 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::delimited::{DelimitedCore, State};
+use super::skip_hook::SkipHook;
 use super::{CodecError, CodecMetrics, OversizePolicy};
 
 /// Lines ending in `\n` or `\r\n`, capped by a required maximum, as [`Bytes`] without their line ending.
@@ -13,7 +14,8 @@ use super::{CodecError, CodecMetrics, OversizePolicy};
 /// is detected as soon as more than `max` bytes of it are buffered. Lines are bytes, not `String`s: no UTF-8 check
 /// is paid for, and binary protocols with text framing work.
 ///
-/// At the end of the stream, bytes after the last line ending are returned as a last line.
+/// At the end of the stream, bytes after the last line ending are returned as a last line, without a trailing `\r`;
+/// a lone `\r` there is an unfinished line ending, not a line, and is dropped (as tokio-util's `LinesCodec` does).
 ///
 /// As an encoder it appends `\n`, and refuses an item longer than the maximum, an item containing `\n`, and one
 /// ending in `\r` (it would decode without it).
@@ -76,9 +78,42 @@ impl LineCodec {
         self.core.max
     }
 
-    /// Changes the maximum for lines not yet found too long.
+    /// Changes the maximum for lines not yet found too long, including the one partly buffered (its line ending has
+    /// not arrived, so no decision was made on it yet).
     pub fn set_max_line_length(&mut self, max: usize) {
         self.core.max = max;
+    }
+
+    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a line, with the
+    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
+    /// line so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use futures_util::StreamExt;
+    /// use tidegate::codec::{FrameReader, LineCodec, OversizePolicy};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tidegate::codec::CodecError> {
+    /// let skipped = Arc::new(AtomicU64::new(0));
+    /// let seen = Arc::clone(&skipped);
+    /// let codec = LineCodec::new(4)
+    ///     .with_policy(OversizePolicy::Skip)
+    ///     .with_skip_hook(move |_| {
+    ///         seen.fetch_add(1, Ordering::Relaxed);
+    ///     });
+    /// let mut lines = FrameReader::new(&b"far too long\nok\n"[..], codec);
+    /// assert_eq!(lines.next().await.unwrap()?, "ok");
+    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
+        self.core.on_skip = SkipHook::new(hook);
+        self
     }
 
     /// Whether a fatal error happened; every later `decode` fails.
@@ -156,6 +191,11 @@ impl Decoder for LineCodec {
         }
         if src.is_empty() {
             self.core.state = State::Reading;
+            return Ok(None);
+        }
+        if src[..] == b"\r"[..] {
+            self.core.scanned = 0;
+            src.clear();
             return Ok(None);
         }
         let content = without_cr(src, src.len());

@@ -19,6 +19,12 @@ pub enum OversizePolicy {
     #[default]
     Fail,
     /// Discard the oversize frame as its bytes arrive, without buffering them, then go on with the next frame.
-    /// Each discarded frame is counted in `too_long` and its bytes in `discarded_bytes`.
+    /// Each discarded frame is counted in `too_long` and its bytes in `discarded_bytes`, and reported as it happens
+    /// to the decoder's skip hook if it has one (`with_skip_hook`, e.g.
+    /// [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook)): the stream of frames itself
+    /// carries no event, since `FramedRead` ends at the first error.
+    ///
+    /// A header claiming a frame no machine could hold, or one shorter than the header, is fatal under this policy
+    /// too: nothing could be skipped past it.
     Skip,
 }

@@ -34,8 +34,9 @@ pin_project! {
     ///   buffer. The pool's own budget applies, and a refused buffer is waited for.
     ///
     /// Errors from the decoder, the reader or the budget are fatal: the stream yields the error, then ends.
-    /// Non-fatal events (a frame skipped under [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) are only
-    /// counted by the decoder, and the stream goes on.
+    /// Non-fatal events (a frame skipped under [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) do not end
+    /// the stream: the decoder counts them, and reports each to its skip hook if it was given one
+    /// ([`LineCodec::with_skip_hook`](super::LineCodec::with_skip_hook) and the like).
     ///
     /// # Examples
     ///

@@ -17,6 +17,14 @@ pub fn feed<D>(codec: &mut D, chunks: &[&[u8]]) -> Outcome
 where
     D: Decoder<Item = Bytes, Error = CodecError>,
 {
+    feed_bounded(codec, chunks, usize::MAX)
+}
+
+/// [`feed`], also checking that at most `bound` bytes stay buffered whenever the decoder asks for more.
+pub fn feed_bounded<D>(codec: &mut D, chunks: &[&[u8]], bound: usize) -> Outcome
+where
+    D: Decoder<Item = Bytes, Error = CodecError>,
+{
     let mut buf = BytesMut::new();
     let mut frames = Vec::new();
     for chunk in chunks {
@@ -24,7 +32,14 @@ where
         loop {
             match codec.decode(&mut buf) {
                 Ok(Some(frame)) => frames.push(frame),
-                Ok(None) => break,
+                Ok(None) => {
+                    assert!(
+                        buf.len() <= bound,
+                        "{} bytes buffered, bound {bound}",
+                        buf.len()
+                    );
+                    break;
+                }
                 Err(error) => {
                     return Outcome {
                         frames,
@@ -51,6 +66,19 @@ where
             }
         }
     }
+}
+
+/// Cuts `wire` at the given fractions of its length.
+pub fn chunk(wire: &[u8], cuts: &[proptest::sample::Index]) -> Vec<Vec<u8>> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c.index(wire.len() + 1)).collect();
+    at.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut from = 0;
+    for to in at.into_iter().chain([wire.len()]) {
+        chunks.push(wire[from..to].to_vec());
+        from = to;
+    }
+    chunks
 }
 
 /// The whole wire in one read.
