@@ -25,8 +25,7 @@ const BATCH_CAPACITY: usize = BATCH + 1024;
 ///
 /// Messages are encoded into a buffer of this sender's own; [`feed`](Self::feed) queues the buffer as one item
 /// when it reaches 8 KiB, [`flush`](Self::flush) queues whatever is buffered, and [`send`](Self::send) does both.
-/// Buffered bytes are not yet counted by the queue (at most 8 KiB plus one frame per `FramedSender`, and while the
-/// queue has no room, one more such batch waiting for it).
+/// Buffered bytes are not yet counted by the queue (at most 8 KiB plus one frame per `FramedSender`).
 ///
 /// Each clone has its own encoder and buffer (hence `&mut self`); clone one per producer task.
 ///
