@@ -114,15 +114,32 @@ impl<T> fmt::Debug for SendError<T> {
     }
 }
 
-/// The item is dropped; the error keeps the numbers. `Full` maps to `WouldBlock`, `Closed` to the reason's kind.
+/// The item is dropped; the error keeps the numbers. `Full` maps to `Other`, never `WouldBlock`: async code reads
+/// `WouldBlock` as "poll again later", which would turn a refusal into a silent retry loop or a lost item. `Closed`
+/// maps to the reason's kind.
 impl<T> From<SendError<T>> for io::Error {
     fn from(err: SendError<T>) -> Self {
-        let kind = match &err {
-            SendError::Full { .. } => io::ErrorKind::WouldBlock,
+        match err {
+            SendError::Closed { reason, .. } => io::Error::from(reason),
+            err => io::Error::new(err.io_kind(), err.to_string()),
+        }
+    }
+}
+
+impl<T> SendError<T> {
+    /// The `io::ErrorKind` a refusal is reported as.
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            SendError::Full { .. } => io::ErrorKind::Other,
             SendError::TooLarge { .. } => io::ErrorKind::InvalidInput,
             SendError::OverBudget { .. } => io::ErrorKind::OutOfMemory,
-            SendError::Closed { reason, .. } => return io::Error::from(reason.clone()),
-        };
-        io::Error::new(kind, err.to_string())
+            SendError::Closed { reason, .. } => reason.io_kind(),
+        }
+    }
+
+    /// Whether it is a refusal counted in [`WatermarkMetrics::refused`](super::WatermarkMetrics::refused): the
+    /// hard cap or the budget, not a closed queue.
+    pub(crate) fn is_refusal(&self) -> bool {
+        !self.is_closed()
     }
 }

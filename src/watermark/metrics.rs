@@ -17,11 +17,14 @@ pub struct WatermarkMetrics {
     pub queued_items: u64,
     /// The highest `queued_bytes` seen.
     pub peak_bytes: usize,
-    /// Items accepted by a send.
+    /// Items accepted by a send. A [`FramedSender`](super::FramedSender) dropped with a batch the queue refuses
+    /// counts that batch here and in `undelivered_items`: it had accepted those frames.
     pub accepted_items: u64,
     /// Items handed to the receiver's caller or fully written by the writer.
     pub delivered_items: u64,
-    /// Sends refused because of the hard cap or the budget.
+    /// Sends that ended refused because of the hard cap or the budget (`Full`, `TooLarge`, `OverBudget`), each
+    /// counted once, whichever way it was made (`send`, `try_send`, a sink). A `send` that waited for room and then
+    /// queued its item is not a refusal; neither is a closed queue.
     pub refused: u64,
     /// Changes of writability, in both directions.
     pub writability_flips: u64,
@@ -35,7 +38,8 @@ pub struct WatermarkMetrics {
     pub writes: u64,
     /// Whether the writer evicted its peer.
     pub evicted: bool,
-    /// Accepted items that were dropped without being delivered.
+    /// Accepted items that were dropped without being delivered (abort, I/O error, eviction, stall, the receiver
+    /// or writer dropped, a dropped `FramedSender`'s refused batch).
     pub undelivered_items: u64,
     /// The bytes of those items.
     pub undelivered_bytes: u64,

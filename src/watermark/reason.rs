@@ -67,13 +67,18 @@ impl CloseReason {
     }
 }
 
-impl From<CloseReason> for io::Error {
-    fn from(reason: CloseReason) -> Self {
-        let kind = match &reason {
+impl CloseReason {
+    pub(crate) fn io_kind(&self) -> io::ErrorKind {
+        match self {
             CloseReason::Io(err) => err.kind(),
             CloseReason::Evicted { .. } | CloseReason::Stalled { .. } => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::BrokenPipe,
-        };
-        io::Error::new(kind, reason)
+        }
+    }
+}
+
+impl From<CloseReason> for io::Error {
+    fn from(reason: CloseReason) -> Self {
+        io::Error::new(reason.io_kind(), reason)
     }
 }

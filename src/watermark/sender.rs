@@ -33,8 +33,10 @@ use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 /// ```
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
-    /// The `Sink` impl's registration with the writability gate, removed on drop.
+    /// The `Sink` impl's (or a polled send's) registration with the writability gate, removed on drop.
     sink_key: Option<usize>,
+    /// A polled send's registration with the room gate (see [`poll_send_from`](Self::poll_send_from)).
+    space_key: Option<usize>,
 }
 
 impl<T: Weight> Sender<T> {
@@ -42,6 +44,7 @@ impl<T: Weight> Sender<T> {
         Sender {
             shared,
             sink_key: None,
+            space_key: None,
         }
     }
 
@@ -60,15 +63,19 @@ impl<T: Weight> Sender<T> {
     /// assert_eq!(tx.pending_bytes(), 100);
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), SendError<T>> {
+        self.push_uncounted(item)
+            .inspect_err(|err| self.shared.count_refusal(err))
+    }
+
+    /// [`try_send`](Self::try_send) without counting a refusal, for callers that retry or account otherwise (a
+    /// `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
+    pub(crate) fn push_uncounted(&self, item: T) -> Result<(), SendError<T>> {
         let weight = item.weight();
         let reservation = match &self.shared.budget {
             None => None,
             Some(budget) => match budget.try_reserve(weight) {
                 Ok(reservation) => Some(reservation),
-                Err(error) => {
-                    self.shared.count_refusal();
-                    return Err(SendError::OverBudget { item, error });
-                }
+                Err(error) => return Err(SendError::OverBudget { item, error }),
             },
         };
         self.shared.try_push(item, weight, reservation)
@@ -98,39 +105,93 @@ impl<T: Weight> Sender<T> {
     /// # }
     /// ```
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        let weight = item.weight();
-        let hard = self.shared.limits.get().hard();
-        if weight > hard {
-            self.shared.count_refusal();
-            return Err(SendError::TooLarge { item, weight, hard });
+        self.send_from(&mut Some(item)).await
+    }
+
+    /// [`send`](Self::send) of the item in `slot`, which stays there until the moment it is queued: a caller that
+    /// owns the slot keeps the item if this future is dropped, or if it ends with an error (the item is in the
+    /// error then). An empty slot sends nothing.
+    ///
+    /// Only a final outcome counts as a refusal: losing the room to a racing sender between the wait and the push
+    /// is not one; the item waits again.
+    pub(crate) async fn send_from(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
+        let result = self.send_from_uncounted(slot).await;
+        if let Err(err) = &result {
+            self.shared.count_refusal(err);
         }
-        let mut reservation = match &self.shared.budget {
-            None => None,
-            Some(budget) => match budget.reserve(weight).await {
-                Ok(reservation) => Some(reservation),
-                Err(error) => return Err(SendError::OverBudget { item, error }),
-            },
+        result
+    }
+
+    async fn send_from_uncounted(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
+        let Some(weight) = slot.as_ref().map(T::weight) else {
+            return Ok(());
         };
-        let mut item = item;
         loop {
+            let hard = self.shared.limits.get().hard();
+            if weight > hard {
+                let item = take(slot);
+                return Err(SendError::TooLarge { item, weight, hard });
+            }
+            // Any wait happens while the item is still in the caller's slot. A grant taken before a lost race went
+            // back to the budget with the `Full` error, so it is taken again on every round.
+            let reservation = match &self.shared.budget {
+                None => None,
+                Some(budget) => match budget.reserve(weight).await {
+                    Ok(reservation) => Some(reservation),
+                    Err(error) => {
+                        let item = take(slot);
+                        return Err(SendError::OverBudget { item, error });
+                    }
+                },
+            };
             if !self.has_room_for(weight) {
                 self.room_for(weight).await;
             }
-            match self.shared.try_push(item, weight, reservation.take()) {
-                // Another sender took the room first (or the limits changed): wait again. The grant went back to
-                // the budget with the error, so take it again.
-                Err(SendError::Full { item: back, .. }) => {
-                    item = back;
-                    if let Some(budget) = &self.shared.budget {
-                        match budget.reserve(weight).await {
-                            Ok(granted) => reservation = Some(granted),
-                            Err(error) => return Err(SendError::OverBudget { item, error }),
-                        }
-                    }
-                }
+            match self.shared.try_push(take(slot), weight, reservation) {
+                // Another sender took the room first (or the limits changed): back into the slot, wait again.
+                Err(SendError::Full { item: back, .. }) => *slot = Some(back),
                 other => return other,
             }
         }
+    }
+
+    /// Polls a send of the item in `slot` without waiting for the budget (a budget that cannot grant its weight
+    /// now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
+    /// unwritable or has no room for it under the hard cap, with the item left in the slot. Errors carry the item
+    /// and are counted as refusals.
+    pub(crate) fn poll_send_from(
+        &mut self,
+        cx: &mut Context<'_>,
+        slot: &mut Option<T>,
+    ) -> Poll<Result<(), SendError<T>>> {
+        while let Some(item) = slot.take() {
+            let weight = item.weight();
+            let hard = self.shared.limits.get().hard();
+            if weight > hard {
+                return Poll::Ready(Err(self.refused(SendError::TooLarge {
+                    item,
+                    weight,
+                    hard,
+                })));
+            }
+            if !self.has_room_for(weight) {
+                *slot = Some(item);
+                std::task::ready!(self.poll_room(cx, weight));
+                continue;
+            }
+            match self.push_uncounted(item) {
+                // Lost the room to a racing sender: keep the item and wait again.
+                Err(SendError::Full { item, .. }) => *slot = Some(item),
+                Err(err) => return Poll::Ready(Err(self.refused(err))),
+                Ok(()) => {}
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn refused(&self, err: SendError<T>) -> SendError<T> {
+        self.shared.count_refusal(&err);
+        err
     }
 
     /// Whether a send of `weight` can go ahead now (or fail at once because the queue is closed).
@@ -161,6 +222,27 @@ impl<T: Weight> Sender<T> {
         .await;
         writable.forget();
         space.forget();
+    }
+
+    /// [`room_for`](Self::room_for) as a poll, with registrations kept in the sender (and removed on drop).
+    fn poll_room(&mut self, cx: &mut Context<'_>, weight: usize) -> Poll<()> {
+        let shared = &*self.shared;
+        if shared.is_closed() {
+            shared.writable.forget(&mut self.sink_key);
+            shared.space.forget(&mut self.space_key);
+            return Poll::Ready(());
+        }
+        if !shared.level.is_writable() {
+            let writable = || shared.is_closed() || shared.level.is_writable();
+            std::task::ready!(shared.writable.poll_wait(cx, &mut self.sink_key, writable));
+        }
+        let fits =
+            || shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard();
+        let ready = shared.space.poll_wait(cx, &mut self.space_key, fits);
+        if ready.is_ready() {
+            shared.writable.forget(&mut self.sink_key);
+        }
+        ready
     }
 
     /// Whether the queue is writable: it has not passed the high mark, or has drained to the low mark since.
@@ -269,12 +351,27 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Counts `item` as accepted and then lost; see [`Shared::lose`].
+    pub(crate) fn lose(&self, item: T) {
+        self.shared.lose(item);
+    }
+}
+
+/// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
+/// is there whenever this is called.
+fn take<T>(slot: &mut Option<T>) -> T {
+    slot.take()
+        .expect("the slot holds the item until it is queued or handed back")
+}
+
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.shared.senders.fetch_add(1, Ordering::Relaxed);
         Sender {
             shared: self.shared.clone(),
             sink_key: None,
+            space_key: None,
         }
     }
 }
@@ -282,6 +379,7 @@ impl<T> Clone for Sender<T> {
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.shared.writable.forget(&mut self.sink_key);
+        self.shared.space.forget(&mut self.space_key);
         if self.shared.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.close_from_last_sender();
         }

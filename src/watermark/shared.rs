@@ -99,6 +99,9 @@ impl<T> Shared<T> {
     }
 
     /// Queues `item` if it fits under the hard cap. `reservation` holds the budget's grant for its weight.
+    ///
+    /// A refusal is not counted here: only the caller knows whether it is final (a `send` that lost a race for
+    /// the room waits and tries again). Count final ones with [`count_refusal`](Self::count_refusal).
     pub(crate) fn try_push(
         &self,
         item: T,
@@ -112,7 +115,6 @@ impl<T> Shared<T> {
         let change = match self.level.try_add(weight, &limits) {
             Ok(change) => change,
             Err(queued) => {
-                self.stats.refused.fetch_add(1, Ordering::Relaxed);
                 let hard = limits.hard();
                 return Err(if weight > hard {
                     SendError::TooLarge { item, weight, hard }
@@ -130,7 +132,12 @@ impl<T> Shared<T> {
         if let Some(reason) = &queue.reason {
             let reason = reason.clone();
             drop(queue);
-            // Undo the weight: the queue is closed, so the flip (if any) only matters for the metrics.
+            // Undo the weight. The add may have flipped the queue unwritable and the hysteresis may keep it so
+            // after the undo: record that flip, or the flip count, the unwritable clock and the watch would all
+            // miss a state the queue is in.
+            if change.flipped {
+                self.on_flip();
+            }
             self.after_change(self.level.sub(weight, &limits));
             return Err(SendError::Closed { item, reason });
         }
@@ -346,7 +353,22 @@ impl<T> Shared<T> {
         (self.weigh)(item)
     }
 
-    pub(crate) fn count_refusal(&self) {
-        self.stats.refused.fetch_add(1, Ordering::Relaxed);
+    /// Counts `err` in `refused` if it is a refusal (hard cap or budget) rather than a closed queue.
+    pub(crate) fn count_refusal(&self, err: &SendError<T>) {
+        if err.is_refusal() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts an item that a [`FramedSender`](super::FramedSender) had accepted and could not queue when it was
+    /// dropped: accepted and undelivered at once, so `accepted = delivered + undelivered + queued` still holds.
+    pub(crate) fn lose(&self, item: T) {
+        let bytes = (self.weigh)(&item);
+        drop(item);
+        self.queue.lock().accepted += 1;
+        self.stats.undelivered_items.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .undelivered_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
     }
 }

@@ -232,6 +232,21 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     }
 }
 
+/// A writer dropped mid-run (its task aborted, its `run` future cancelled) still holds frames it took from the
+/// queue: they count as undelivered and stop counting against the marks and the budget, as the receiver's own drop
+/// does for what it holds.
+impl<W> Drop for WatermarkWriter<W> {
+    fn drop(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let shared = self.rx.shared();
+        // Close first, so that the bytes released below cannot let a sender queue more into a dead queue.
+        shared.close(CloseReason::ReceiverDropped, true);
+        shared.discard(self.batch.drain(..));
+    }
+}
+
 impl<W> fmt::Debug for WatermarkWriter<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WatermarkWriter")
