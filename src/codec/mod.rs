@@ -12,7 +12,7 @@
 //! | [`DelimiterCodec`] | ended by any of several byte strings | the earliest delimiter wins; scanning resumes, linear time |
 //! | [`LineCodec`] | ended by `\n` or `\r\n` | the line ending does not count toward the maximum |
 //! | [`Capped`] | whatever the wrapped decoder produces | caps bytes buffered without a frame |
-//! | [`FrameReader`] | a `Stream` of any decoder's frames | optional [`BufPool`](crate::BufPool) and [`MemoryBudget`](crate::MemoryBudget) |
+//! | [`FrameReader`] | a `Stream` of any decoder's frames | charges an optional [`MemoryBudget`](crate::MemoryBudget) for its buffer |
 //!
 //! Memory held by a decoder's buffer is at most its maximum plus one read. A frame shares the read buffer's
 //! allocation when that is cheap and small; a small frame cut from a large allocation is copied out instead, so a
@@ -65,4 +65,4 @@ pub use length_builder::LengthFieldCodecBuilder;
 pub use line::LineCodec;
 pub use metrics::CodecMetrics;
 pub use policy::OversizePolicy;
-pub use reader::{FrameReader, DEFAULT_READ_SIZE};
+pub use reader::{FrameReader, DEFAULT_BUDGET_WAIT, DEFAULT_READ_SIZE};
