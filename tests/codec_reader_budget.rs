@@ -31,27 +31,31 @@ async fn readers_holding_partial_frames_on_one_budget_never_wait_forever() {
     const READERS: usize = 4;
     const READ: usize = 64;
     const PAYLOAD: usize = 200;
-    // Buffers grow 64 -> 128 -> 192 -> 288 for a 204-byte frame: three growths, each waiting at most BOUND.
+    // The peers trickle their frames 16 bytes at a time, so every reader holds part of its frame at once.
+    const PIPE: usize = 16;
+    // Buffers grow 64 -> 112 -> 160 -> 216 for a 204-byte frame read 16 bytes at a time: three growths, each
+    // waiting at most BOUND.
     const GROWTHS: u32 = 3;
-    // Every reader fits one read, no two fit their next growth: each holds part of a frame and waits for the others.
+    // Every reader fits one read, no two fit their next growth: each holds part of a frame and waits for the
+    // others.
     let budget = MemoryBudget::new(READERS * READ + READ / 2);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..READERS {
-        let (mut tx, rx) = tokio::io::duplex(1024);
-        tx.write_all(&frame(PAYLOAD, i as u8)).await.unwrap();
+        let (mut tx, rx) = tokio::io::duplex(PIPE);
+        // The peer's write fails once its reader has given up; that is not what is tested.
+        tokio::spawn(async move { tx.write_all(&frame(PAYLOAD, i as u8)).await });
         let mut frames = FrameReader::new(rx, LengthFieldCodec::new(1024))
             .with_budget(budget.clone())
             .with_read_size(READ);
         tasks.push(tokio::spawn(async move {
-            let outcome = timeout(GROWTHS * BOUND + BOUND, frames.next()).await;
-            drop(tx);
+            let outcome = timeout((GROWTHS + 2) * BOUND, frames.next()).await;
             (outcome, start.elapsed())
         }));
     }
     let mut finished = 0;
     for (i, task) in tasks.into_iter().enumerate() {
-        let (outcome, elapsed) = timeout(GROWTHS * BOUND * 2, task).await.unwrap().unwrap();
+        let (outcome, elapsed) = timeout((GROWTHS + 3) * BOUND, task).await.unwrap().unwrap();
         let outcome = outcome.unwrap_or_else(|_| panic!("reader {i} still waiting after {elapsed:?}"));
         match outcome {
             Some(Ok(frame)) => {
@@ -68,6 +72,7 @@ async fn readers_holding_partial_frames_on_one_budget_never_wait_forever() {
         assert!(elapsed <= GROWTHS * (BOUND + Duration::from_millis(1)), "reader {i} took {elapsed:?}");
     }
     assert!(finished >= 1, "the last reader standing always fits");
+    assert!(finished < READERS, "the budget cannot fit every partial frame at once");
     assert_eq!(budget.used(), 0);
 }
 
