@@ -116,9 +116,8 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
     let mut cx = Context::from_waker(&waker);
     let base = LIVE.with(Cell::get);
     let live = || (LIVE.with(Cell::get) - base) as usize;
-    let mut poll = |frames: &mut FrameReader<Script, LengthFieldCodec>| {
-        Pin::new(frames).poll_next(&mut cx)
-    };
+    let mut poll =
+        |frames: &mut FrameReader<Script, LengthFieldCodec>| Pin::new(frames).poll_next(&mut cx);
 
     // Waiting for the first bytes: one read's buffer, charged.
     assert!(poll(&mut frames).is_pending());
@@ -144,7 +143,12 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
     loop {
         match poll(&mut frames) {
             Poll::Pending => {
-                assert_eq!(budget.used(), live(), "pending with {} buffered", frames.buffered_bytes());
+                assert_eq!(
+                    budget.used(),
+                    live(),
+                    "pending with {} buffered",
+                    frames.buffered_bytes()
+                );
                 assert_eq!(budget.used(), frames.reserved_bytes());
                 peak = peak.max(budget.used());
             }
@@ -162,7 +166,10 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
         }
     }
     assert!(peak > READ, "the big frame needed a larger buffer");
-    assert!(peak <= 1004 * 3 / 2 + READ, "grew to {peak} for a 1004-byte frame");
+    assert!(
+        peak <= 1004 * 3 / 2 + READ,
+        "grew to {peak} for a 1004-byte frame"
+    );
 
     // Idle between frames: at most one read's buffer.
     assert!(poll(&mut frames).is_pending());

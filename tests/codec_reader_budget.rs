@@ -56,7 +56,8 @@ async fn readers_holding_partial_frames_on_one_budget_never_wait_forever() {
     let mut finished = 0;
     for (i, task) in tasks.into_iter().enumerate() {
         let (outcome, elapsed) = timeout((GROWTHS + 3) * BOUND, task).await.unwrap().unwrap();
-        let outcome = outcome.unwrap_or_else(|_| panic!("reader {i} still waiting after {elapsed:?}"));
+        let outcome =
+            outcome.unwrap_or_else(|_| panic!("reader {i} still waiting after {elapsed:?}"));
         match outcome {
             Some(Ok(frame)) => {
                 assert_eq!(&frame[..], &[i as u8; PAYLOAD][..]);
@@ -69,10 +70,16 @@ async fn readers_holding_partial_frames_on_one_budget_never_wait_forever() {
             other => panic!("reader {i}: {other:?}"),
         }
         // Timer wheel granularity: a millisecond per wait at most.
-        assert!(elapsed <= GROWTHS * (BOUND + Duration::from_millis(1)), "reader {i} took {elapsed:?}");
+        assert!(
+            elapsed <= GROWTHS * (BOUND + Duration::from_millis(1)),
+            "reader {i} took {elapsed:?}"
+        );
     }
     assert!(finished >= 1, "the last reader standing always fits");
-    assert!(finished < READERS, "the budget cannot fit every partial frame at once");
+    assert!(
+        finished < READERS,
+        "the budget cannot fit every partial frame at once"
+    );
     assert_eq!(budget.used(), 0);
 }
 
@@ -89,7 +96,11 @@ async fn a_reader_holding_nothing_waits_without_a_bound_and_holds_nothing() {
     assert!(stalled.is_err(), "read past an exhausted budget");
     assert_eq!((frames.reserved_bytes(), budget.used()), (0, 90));
     drop(hog);
-    let frame = timeout(BOUND, frames.next()).await.unwrap().unwrap().unwrap();
+    let frame = timeout(BOUND, frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(&frame[..], b"xxx");
 }
 
@@ -148,7 +159,11 @@ async fn what_a_decoder_reserves_itself_is_charged() {
         .max_frame_length(1 << 20)
         .new_codec();
     let mut frames = FrameReader::new(rx, codec).with_budget(budget.clone());
-    let err = timeout(BOUND, frames.next()).await.unwrap().unwrap().unwrap_err();
+    let err = timeout(BOUND, frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(
             CodecError::from(err),

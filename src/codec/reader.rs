@@ -39,9 +39,9 @@ pin_project! {
     /// allocation's size ([`allocated_bytes`](Self::allocated_bytes)) whenever the stream is not inside `poll_next`:
     ///
     /// * It reads at most `read_size` bytes per read ([`with_read_size`](Self::with_read_size)), into the room left
-    ///   in its buffer while at least half a read's worth is left, else into a new allocation of exactly one read
-    ///   (plus the bytes of a partial frame, which are copied over). An allocation that no frame shares any more is
-    ///   reused in place instead.
+    ///   in its buffer while at least half a read's worth is left. Otherwise it reuses the allocation in place if no
+    ///   frame shares it any more, else moves to a new allocation of exactly one read (plus the bytes of a partial
+    ///   frame, which are copied over).
     /// * A partial frame larger than one read grows the buffer by half of what is buffered (at least one read), so a
     ///   frame of `n` bytes is copied a bounded number of times and the buffer holds at most about `1.5 × n + read`.
     ///   The budget is charged for a new allocation before it is made; the old one is given back right after the
@@ -365,9 +365,9 @@ impl Room<'_> {
                 }
             }
             let len = self.buf.len();
-            let spare = self.buf.capacity() - len;
+            let enough = (self.read_size / 2).max(1);
             // Reclaiming moves the bytes within the same allocation: its size and charge do not change.
-            if spare >= (self.read_size / 2).max(1) || self.buf.try_reclaim(self.read_size) {
+            if self.buf.capacity() - len >= enough || self.buf.try_reclaim(enough) {
                 self.settle();
                 return Poll::Ready(Ok(()));
             }
