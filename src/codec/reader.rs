@@ -63,8 +63,8 @@ pin_project! {
     ///   [`CodecError::Budget`]`(`[`BudgetError::Exhausted`]`)`. Readers that each hold part of a frame on an
     ///   exhausted budget therefore cannot wait on each other forever.
     /// * An allocation larger than the budget's limit fails at once with
-    ///   [`CodecError::Budget`]`(`[`BudgetError::ExceedsLimit`]`)`. Size the budget above about
-    ///   `1.5 × (largest frame + read) + read` per reader that may hold a frame at once.
+    ///   [`CodecError::Budget`]`(`[`BudgetError::ExceedsLimit`]`)`. Size the budget above
+    ///   `1.5 × largest frame + read` for each reader that may hold a partial frame at the same time.
     ///
     /// Errors from the decoder, the reader or the budget are fatal: the stream yields the error, gives back its
     /// buffer and reservation, then ends. Non-fatal events (a frame skipped under
@@ -72,6 +72,11 @@ pin_project! {
     ///
     /// A decoder that replaces or reserves its buffer itself (tokio-util's `LengthDelimitedCodec` reserves what a
     /// header claims) is charged for the capacity it leaves, and fails the stream if the budget cannot cover it.
+    ///
+    /// # Panics
+    ///
+    /// The bounded wait uses tokio's timer: a reader that must wait for budget while it holds part of a frame
+    /// panics if it is polled outside a tokio runtime with the time driver enabled.
     ///
     /// # Examples
     ///
