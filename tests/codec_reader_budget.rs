@@ -95,6 +95,7 @@ async fn a_reader_holding_nothing_waits_without_a_bound_and_holds_nothing() {
     let stalled = timeout(BOUND * 3, frames.next()).await;
     assert!(stalled.is_err(), "read past an exhausted budget");
     assert_eq!((frames.reserved_bytes(), budget.used()), (0, 90));
+    let granted = budget.metrics().granted;
     drop(hog);
     let frame = timeout(BOUND, frames.next())
         .await
@@ -102,6 +103,8 @@ async fn a_reader_holding_nothing_waits_without_a_bound_and_holds_nothing() {
         .unwrap()
         .unwrap();
     assert_eq!(&frame[..], b"xxx");
+    // The one grant it waited for became its buffer; it was not given back and asked for again.
+    assert_eq!(budget.metrics().granted, granted + 1);
 }
 
 #[tokio::test(start_paused = true)]

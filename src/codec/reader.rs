@@ -376,8 +376,9 @@ impl Room<'_> {
                 self.settle();
                 return Poll::Ready(Ok(()));
             }
-            if len == 0 {
+            if len == 0 && self.alloc.size > 0 {
                 // Too small to read into and still shared with frames: the caller's now. Let it go before waiting.
+                // (Only an allocation: releasing nothing would also give back a grant that just arrived for it.)
                 self.release_buf();
             }
             let target = len + self.read_size.max(len / 2);
