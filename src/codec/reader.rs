@@ -381,7 +381,7 @@ impl Room<'_> {
                 // (Only an allocation: releasing nothing would also give back a grant that just arrived for it.)
                 self.release_buf();
             }
-            let target = len + self.read_size.max(len / 2);
+            let target = len.saturating_add(self.read_size.max(len / 2));
             let Some(budget) = budget else {
                 self.grow_to(target);
                 return Poll::Ready(Ok(()));
