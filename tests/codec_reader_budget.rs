@@ -195,3 +195,46 @@ async fn dropping_a_reader_that_waits_for_budget_gives_everything_back() {
     drop(hog);
     assert_eq!(budget.used(), 0);
 }
+
+/// Yields one byte per frame and, like tokio-util's `LengthDelimitedCodec` after a frame, reserves ahead.
+struct ReservesAfterAFrame;
+
+impl tokio_util::codec::Decoder for ReservesAfterAFrame {
+    type Item = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn decode(&mut self, src: &mut bytes::BytesMut) -> std::io::Result<Option<bytes::Bytes>> {
+        if src.is_empty() {
+            return Ok(None);
+        }
+        let frame = src.split_to(1).freeze();
+        src.reserve(100_000);
+        Ok(Some(frame))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frame_decoded_beside_an_uncovered_reservation_is_delivered_before_the_error() {
+    let budget = MemoryBudget::new(64 * 1024);
+    let mut frames = FrameReader::new(&b"ab"[..], ReservesAfterAFrame).with_budget(budget.clone());
+    let frame = timeout(BOUND, frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(&frame[..], b"a");
+    assert_eq!(budget.used(), 0, "nothing held once it failed");
+    let err = timeout(BOUND, frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            CodecError::from(err),
+            CodecError::Budget(BudgetError::ExceedsLimit { .. })
+        ),
+        "expected a budget error"
+    );
+    assert!(timeout(BOUND, frames.next()).await.unwrap().is_none());
+}

@@ -119,6 +119,8 @@ pin_project! {
 enum State {
     Reading,
     Eof,
+    /// The budget refused what the decoder allocated while it produced a frame: the frame goes out, then this.
+    Failed(BudgetError),
     Done,
 }
 
@@ -263,13 +265,22 @@ impl<R: AsyncRead, D: Decoder> Stream for FrameReader<R, D> {
         loop {
             let decoded = match *this.state {
                 State::Done => return Poll::Ready(None),
+                State::Failed(err) => {
+                    *this.state = State::Done;
+                    return Poll::Ready(Some(Err(CodecError::from(err).into_decoder_error::<D>())));
+                }
                 State::Reading => this.decoder.decode(room.buf),
                 State::Eof => this.decoder.decode_eof(room.buf),
             };
             let settled = room.after_decode(this.budget.as_ref());
             let fatal = match (decoded, settled) {
                 (Err(err), _) => Some(err),
-                (Ok(_), Err(err)) => Some(CodecError::from(err).into_decoder_error::<D>()),
+                (Ok(Some(frame)), Err(err)) => {
+                    room.finish(this.state, this.waiting);
+                    *this.state = State::Failed(err);
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                (Ok(None), Err(err)) => Some(CodecError::from(err).into_decoder_error::<D>()),
                 (Ok(Some(frame)), Ok(())) => return Poll::Ready(Some(Ok(frame))),
                 (Ok(None), Ok(())) if *this.state == State::Eof => {
                     room.finish(this.state, this.waiting);
