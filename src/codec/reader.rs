@@ -71,7 +71,8 @@ pin_project! {
     /// [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) are only counted by the decoder, and the stream goes on.
     ///
     /// A decoder that replaces or reserves its buffer itself (tokio-util's `LengthDelimitedCodec` reserves what a
-    /// header claims) is charged for the capacity it leaves, and fails the stream if the budget cannot cover it.
+    /// header claims) is charged for the capacity it leaves, and fails the stream if the budget cannot cover it (a
+    /// frame decoded in that same call is yielded first).
     ///
     /// # Panics
     ///
