@@ -1,4 +1,4 @@
-//! Capped around other decoders, and FrameReader with pools, budgets and scripted I/O.
+//! Capped around other decoders, and FrameReader with budgets and scripted I/O.
 
 use std::io;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 use tidegate::codec::{
     Capped, CodecError, FrameReader, LengthFieldCodec, LineCodec, OversizePolicy,
 };
-use tidegate::{BufPool, MemoryBudget};
+use tidegate::MemoryBudget;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{AnyDelimiterCodec, Decoder, FramedRead, LinesCodec};
 
@@ -67,9 +67,8 @@ async fn framed_read_skip_keeps_delivering_after_a_discarded_frame() {
 }
 
 #[tokio::test]
-async fn frame_reader_reads_through_a_pool_and_returns_everything() {
+async fn frame_reader_with_a_budget_returns_everything() {
     let budget = MemoryBudget::new(1 << 20);
-    let pool = BufPool::builder().budget(budget.clone()).build();
     let (mut tx, rx) = tokio::io::duplex(64);
     let writer = tokio::spawn(async move {
         for i in 0..50u32 {
@@ -79,16 +78,16 @@ async fn frame_reader_reads_through_a_pool_and_returns_everything() {
         }
     });
     let mut frames = FrameReader::new(rx, LineCodec::new(32))
-        .with_pool(pool.clone())
+        .with_budget(budget.clone())
         .with_read_size(7);
     let mut n = 0;
     while let Some(line) = frames.next().await {
         assert_eq!(line.unwrap(), format!("line {n}"));
+        assert_eq!(budget.used(), frames.allocated_bytes());
         n += 1;
     }
     writer.await.unwrap();
     assert_eq!(n, 50);
-    assert_eq!(pool.metrics().total.outstanding_buffers, 0);
     assert_eq!(budget.used(), 0);
     assert_eq!(frames.decoder().metrics().frames, 50);
 }
@@ -124,12 +123,14 @@ async fn frame_reader_charges_what_it_buffers() {
     let pending = tokio::time::timeout(Duration::from_millis(10), frames.next()).await;
     assert!(pending.is_err());
     assert_eq!(frames.buffered_bytes(), 7);
-    assert_eq!(
-        frames.reserved_bytes(),
-        7 + tidegate::codec::DEFAULT_READ_SIZE
-    );
+    // One read's buffer holds the partial frame: that allocation is what is charged.
+    assert_eq!(frames.reserved_bytes(), tidegate::codec::DEFAULT_READ_SIZE);
+    assert_eq!(frames.allocated_bytes(), tidegate::codec::DEFAULT_READ_SIZE);
     tx.write_all(b"defghij").await.unwrap();
     assert_eq!(frames.next().await.unwrap().unwrap(), "abcdefghij");
+    // Between frames the reader keeps that one read's buffer, still charged; dropping it gives everything back.
+    assert_eq!(budget.used(), tidegate::codec::DEFAULT_READ_SIZE);
+    drop(frames);
     assert_eq!(budget.used(), 0);
 }
 

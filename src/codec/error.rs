@@ -156,7 +156,9 @@ pub enum CodecError {
         "invalid codec configuration: delimiters must be non-empty and there must be at least one"
     )]
     EmptyDelimiter,
-    /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the bytes it needs.
+    /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the buffer it needs
+    /// ([`BudgetError::ExceedsLimit`](crate::BudgetError::ExceedsLimit)), or did not within the reader's budget wait
+    /// while it held part of a frame ([`BudgetError::Exhausted`](crate::BudgetError::Exhausted)).
     #[error("frame reader: {0}")]
     Budget(#[from] crate::BudgetError),
     /// The buffer pool of a [`FrameReader`](super::FrameReader) refused a read buffer.

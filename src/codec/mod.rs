@@ -12,16 +12,17 @@
 //! | [`DelimiterCodec`] | ended by any of several byte strings | the earliest-starting delimiter wins, however reads split the bytes; linear time |
 //! | [`LineCodec`] | ended by `\n` or `\r\n` | the line ending does not count toward the maximum |
 //! | [`Capped`] | whatever the wrapped decoder produces | caps the bytes each frame takes, returned whole or still arriving |
-//! | [`FrameReader`] | a `Stream` of any decoder's frames | optional [`BufPool`](crate::BufPool) and [`MemoryBudget`](crate::MemoryBudget) |
+//! | [`FrameReader`] | a `Stream` of any decoder's frames | charges an optional [`MemoryBudget`](crate::MemoryBudget) for its buffer |
 //!
 //! Frames never depend on how the peer's bytes were split between reads: each decoder gives what it would give
-//! on the whole stream at once. Memory held by a decoder's buffer is at most its maximum plus one read.
+//! on the whole stream at once. Memory held by a decoder's buffer is at most its maximum plus one read. A frame
+//! shares the read buffer's allocation when that is cheap and small; a small frame cut from a large allocation is
+//! copied out instead, so a frame never keeps more than 128 KiB or 8 times its own size alive (counted in
+//! [`CodecMetrics::copied_frames`]).
 //!
 //! Skipped frames are counted in [`CodecMetrics`] and, to hear of them as they happen (a log line, an alert), each
 //! decoder takes a skip hook: `with_skip_hook`, called with the [`CodecError::FrameTooLong`] that
-//! [`OversizePolicy::Fail`] would have returned. It works the same inside `FramedRead` and [`FrameReader`]. A frame shares the read buffer's
-//! allocation when that is cheap and small; a small frame cut from a large allocation is copied out instead, so a
-//! frame never keeps more than 128 KiB or 8 times its own size alive (counted in [`CodecMetrics::copied_frames`]).
+//! [`OversizePolicy::Fail`] would have returned. It works the same inside `FramedRead` and [`FrameReader`].
 //!
 //! # Examples
 //!
@@ -71,4 +72,4 @@ pub use length_builder::LengthFieldCodecBuilder;
 pub use line::LineCodec;
 pub use metrics::CodecMetrics;
 pub use policy::OversizePolicy;
-pub use reader::{FrameReader, DEFAULT_READ_SIZE};
+pub use reader::{FrameReader, DEFAULT_BUDGET_WAIT, DEFAULT_READ_SIZE};

@@ -1,57 +1,101 @@
-//! A frame stream over any `AsyncRead` that charges a memory budget for what it buffers.
+//! A frame stream over any `AsyncRead` that charges a memory budget for the allocation it holds.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
 use super::CodecError;
-use crate::{BudgetError, BufPool, MemoryBudget, PoolError, PooledBuf, Reservation};
+use crate::{BudgetError, MemoryBudget, Reservation};
 
 /// Bytes asked of the reader per read unless [`FrameReader::with_read_size`] says otherwise; the same as
 /// `FramedRead`'s initial buffer.
 pub const DEFAULT_READ_SIZE: usize = 8 * 1024;
 
+/// How long a reader that holds part of a frame waits for budget before it fails, unless
+/// [`FrameReader::with_budget_wait`] says otherwise.
+///
+/// Long enough to ride out other connections finishing their frames and handing them on; short enough that readers
+/// which each hold part of a frame on an exhausted budget (none can finish, none lets go) free it again well within
+/// a typical request timeout.
+pub const DEFAULT_BUDGET_WAIT: Duration = Duration::from_secs(10);
+
 type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
 pin_project! {
-    /// A [`Stream`] of frames decoded from an [`AsyncRead`], like tokio-util's `FramedRead`, that can read through a
-    /// [`BufPool`] and charge a [`MemoryBudget`] for every byte it buffers.
+    /// A [`Stream`] of frames decoded from an [`AsyncRead`], like tokio-util's `FramedRead`, that charges a
+    /// [`MemoryBudget`] for the memory it holds.
     ///
-    /// * With a budget, the reader holds a reservation for the bytes buffered plus one read; while the budget cannot
-    ///   grant the next read, it stops reading (the peer meets TCP back-pressure) and resumes when bytes are released.
-    ///   Frames handed out are no longer charged: they are the caller's. Size the budget above the decoder's maximum
-    ///   plus one read, or a frame that needs more than the budget can ever give fails with
-    ///   [`CodecError::Budget`].
-    /// * With a pool, each read lands in a pooled buffer that goes back to the pool as soon as its bytes are copied
-    ///   to the decode buffer, and is not held while the reader waits for data: an idle connection holds no read
-    ///   buffer. The pool's own budget applies, and a refused buffer is waited for.
+    /// # Memory
     ///
-    /// Errors from the decoder, the reader or the budget are fatal: the stream yields the error, then ends.
-    /// Non-fatal events (a frame skipped under [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) do not end
-    /// the stream: the decoder counts them, and reports each to its skip hook if it was given one
+    /// The reader holds one allocation, its decode buffer, and with a budget its reservation is exactly that
+    /// allocation's size ([`allocated_bytes`](Self::allocated_bytes)) whenever the stream is not inside `poll_next`:
+    ///
+    /// * It reads at most `read_size` bytes per read ([`with_read_size`](Self::with_read_size)), into the room left
+    ///   in its buffer while at least half a read's worth is left. Otherwise it reuses the allocation in place if no
+    ///   frame shares it any more, else moves to a new allocation of exactly one read (plus the bytes of a partial
+    ///   frame, which are copied over).
+    /// * A partial frame larger than one read grows the buffer by half of what is buffered (at least one read), so a
+    ///   frame of `n` bytes is copied a bounded number of times and the buffer holds at most about `1.5 × n + read`.
+    ///   The budget is charged for a new allocation before it is made; the old one is given back right after the
+    ///   copy, in the same poll.
+    /// * Frames share the allocation they were cut from. While it is still the reader's buffer they are covered by
+    ///   its charge; once the reader moves to another allocation, what the frames keep alive is the caller's.
+    /// * A buffer left empty after a frame is given back when it is larger than one read, so a reader between
+    ///   frames holds at most one read's worth.
+    ///
+    /// # Budget
+    ///
+    /// With a budget ([`with_budget`](Self::with_budget)) the reader stops reading (the peer meets TCP
+    /// back-pressure) while the budget cannot grant the allocation it needs, and resumes when bytes are released:
+    ///
+    /// * A reader with nothing buffered gives its buffer back before it waits, so it holds nothing while it waits,
+    ///   and waits as long as it takes.
+    /// * A reader that holds part of a frame waits at most [`DEFAULT_BUDGET_WAIT`] (or
+    ///   [`with_budget_wait`](Self::with_budget_wait)) per growth, then fails with
+    ///   [`CodecError::Budget`]`(`[`BudgetError::Exhausted`]`)`. Readers that each hold part of a frame on an
+    ///   exhausted budget therefore cannot wait on each other forever.
+    /// * An allocation larger than the budget's limit fails at once with
+    ///   [`CodecError::Budget`]`(`[`BudgetError::ExceedsLimit`]`)`. Size the budget above
+    ///   `1.5 × largest frame + read` for each reader that may hold a partial frame at the same time.
+    ///
+    /// Errors from the decoder, the reader or the budget are fatal: the stream yields the error, gives back its
+    /// buffer and reservation, then ends. Non-fatal events (a frame skipped under
+    /// [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) do not end the stream: the decoder counts them, and
+    /// reports each to its skip hook if it was given one
     /// ([`LineCodec::with_skip_hook`](super::LineCodec::with_skip_hook) and the like).
+    ///
+    /// A decoder that replaces or reserves its buffer itself (tokio-util's `LengthDelimitedCodec` reserves what a
+    /// header claims) is charged for the capacity it leaves, and fails the stream if the budget cannot cover it (a
+    /// frame decoded in that same call is yielded first).
+    ///
+    /// # Panics
+    ///
+    /// The bounded wait uses tokio's timer: a reader that must wait for budget while it holds part of a frame
+    /// panics if it is polled outside a tokio runtime with the time driver enabled.
     ///
     /// # Examples
     ///
     /// ```
     /// use futures_util::StreamExt;
     /// use tidegate::codec::{FrameReader, LineCodec};
-    /// use tidegate::{BufPool, MemoryBudget};
+    /// use tidegate::MemoryBudget;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), tidegate::codec::CodecError> {
     /// let budget = MemoryBudget::new(64 * 1024);
     /// let mut frames = FrameReader::new(&b"one\ntwo\n"[..], LineCodec::new(1024))
     ///     .with_budget(budget.clone())
-    ///     .with_pool(BufPool::new());
+    ///     .with_read_size(512);
     /// assert_eq!(frames.next().await.unwrap()?, "one");
+    /// assert_eq!(budget.used(), 512); // the read buffer, which "one" and "two" share
     /// assert_eq!(frames.next().await.unwrap()?, "two");
     /// assert!(frames.next().await.is_none());
     /// assert_eq!(budget.used(), 0);
@@ -64,12 +108,12 @@ pin_project! {
         reader: R,
         decoder: D,
         buf: BytesMut,
+        alloc: Alloc,
         read_size: usize,
-        pool: Option<BufPool>,
         budget: Option<MemoryBudget>,
+        budget_wait: Duration,
         held: Option<Reservation>,
-        waiting_budget: Option<Pending<Reservation, BudgetError>>,
-        waiting_pool: Option<Pending<PooledBuf, PoolError>>,
+        waiting: Option<Pending<Reservation, BudgetError>>,
         state: State,
     }
 }
@@ -78,35 +122,92 @@ pin_project! {
 enum State {
     Reading,
     Eof,
+    /// The budget refused what the decoder allocated while it produced a frame: the frame goes out, then this.
+    Failed(BudgetError),
     Done,
 }
 
+/// The allocation the decode buffer lives in. `BytesMut` does not tell its allocation's size, but the reader makes
+/// every allocation itself, and a buffer is always the tail of its allocation, so the end address names it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Alloc {
+    end: usize,
+    size: usize,
+}
+
+impl Alloc {
+    fn end_of(buf: &BytesMut) -> usize {
+        buf.as_ptr() as usize + buf.capacity()
+    }
+
+    fn of_new(buf: &BytesMut) -> Self {
+        Alloc {
+            end: Self::end_of(buf),
+            size: buf.capacity(),
+        }
+    }
+
+    /// Notices a decoder that replaced or reallocated the buffer; the new size is then at least its capacity.
+    fn sync(&mut self, buf: &BytesMut) {
+        if Self::end_of(buf) != self.end || buf.capacity() > self.size {
+            *self = Self::of_new(buf);
+        }
+    }
+}
+
 impl<R, D> FrameReader<R, D> {
-    /// Frames decoded by `decoder` from `reader`, with no pool and no budget.
+    /// Frames decoded by `decoder` from `reader`, with no budget.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use tidegate::codec::{FrameReader, LineCodec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let frames = FrameReader::new(&b"a\nb\n"[..], LineCodec::new(16));
+    /// assert_eq!(frames.map(Result::unwrap).collect::<Vec<_>>().await, ["a", "b"]);
+    /// # }
+    /// ```
     pub fn new(reader: R, decoder: D) -> Self {
         FrameReader {
             reader,
             decoder,
             buf: BytesMut::new(),
+            alloc: Alloc::default(),
             read_size: DEFAULT_READ_SIZE,
-            pool: None,
             budget: None,
+            budget_wait: DEFAULT_BUDGET_WAIT,
             held: None,
-            waiting_budget: None,
-            waiting_pool: None,
+            waiting: None,
             state: State::Reading,
         }
     }
 
-    /// Reads through buffers from `pool`.
-    pub fn with_pool(mut self, pool: BufPool) -> Self {
-        self.pool = Some(pool);
+    /// Charges `budget` for the decode buffer's allocation, and pauses reading while it cannot grant more.
+    ///
+    /// See [Budget](Self#budget) for how long the reader waits.
+    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
+        self.budget = Some(budget);
         self
     }
 
-    /// Charges `budget` for the bytes buffered plus one read, and pauses reading while it is exhausted.
-    pub fn with_budget(mut self, budget: MemoryBudget) -> Self {
-        self.budget = Some(budget);
+    /// How long a reader that holds part of a frame waits for budget to grow its buffer before it fails with
+    /// [`CodecError::Budget`] (default [`DEFAULT_BUDGET_WAIT`]). `Duration::MAX` waits forever, which lets readers
+    /// that each hold part of a frame on an exhausted budget wait on each other forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::codec::{FrameReader, LineCodec};
+    ///
+    /// let frames = FrameReader::new(&b""[..], LineCodec::new(16)).with_budget_wait(Duration::from_secs(1));
+    /// assert_eq!(frames.budget_wait(), Duration::from_secs(1));
+    /// ```
+    pub fn with_budget_wait(mut self, wait: Duration) -> Self {
+        self.budget_wait = wait;
         self
     }
 
@@ -131,12 +232,23 @@ impl<R, D> FrameReader<R, D> {
         &self.reader
     }
 
+    /// How long a reader holding part of a frame waits for budget; see [`with_budget_wait`](Self::with_budget_wait).
+    pub fn budget_wait(&self) -> Duration {
+        self.budget_wait
+    }
+
     /// Bytes read but not yet decoded into frames.
     pub fn buffered_bytes(&self) -> usize {
         self.buf.len()
     }
 
-    /// Bytes this reader holds reserved from its budget (zero without one).
+    /// The size of the decode buffer's allocation (zero when the reader holds none): what it charges its budget.
+    pub fn allocated_bytes(&self) -> usize {
+        self.alloc.size
+    }
+
+    /// Bytes this reader holds reserved from its budget (zero without one); equal to
+    /// [`allocated_bytes`](Self::allocated_bytes) between polls.
     pub fn reserved_bytes(&self) -> usize {
         self.held.as_ref().map_or(0, Reservation::bytes)
     }
@@ -147,161 +259,244 @@ impl<R: AsyncRead, D: Decoder> Stream for FrameReader<R, D> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut this = self.project();
+        let mut room = Room {
+            buf: this.buf,
+            alloc: this.alloc,
+            held: this.held,
+            read_size: *this.read_size,
+        };
         loop {
             let decoded = match *this.state {
                 State::Done => return Poll::Ready(None),
-                State::Reading => this.decoder.decode(this.buf),
-                State::Eof => this.decoder.decode_eof(this.buf),
+                State::Failed(err) => {
+                    *this.state = State::Done;
+                    return Poll::Ready(Some(Err(CodecError::from(err).into_decoder_error::<D>())));
+                }
+                State::Reading => this.decoder.decode(room.buf),
+                State::Eof => this.decoder.decode_eof(room.buf),
             };
-            match decoded {
-                Ok(Some(frame)) => {
-                    settle(this.held, this.buf.len());
+            let settled = room.after_decode(this.budget.as_ref());
+            let fatal = match (decoded, settled) {
+                (Err(err), _) => Some(err),
+                (Ok(Some(frame)), Err(err)) => {
+                    room.finish(this.state, this.waiting);
+                    *this.state = State::Failed(err);
                     return Poll::Ready(Some(Ok(frame)));
                 }
-                Ok(None) if *this.state == State::Eof => {
-                    finish(this.state, this.held, this.buf);
+                (Ok(None), Err(err)) => Some(CodecError::from(err).into_decoder_error::<D>()),
+                (Ok(Some(frame)), Ok(())) => return Poll::Ready(Some(Ok(frame))),
+                (Ok(None), Ok(())) if *this.state == State::Eof => {
+                    room.finish(this.state, this.waiting);
                     return Poll::Ready(None);
                 }
-                Ok(None) => {}
-                Err(err) => {
-                    finish(this.state, this.held, this.buf);
-                    return Poll::Ready(Some(Err(err)));
-                }
+                (Ok(None), Ok(())) => None,
+            };
+            if let Some(err) = fatal {
+                room.finish(this.state, this.waiting);
+                return Poll::Ready(Some(Err(err)));
             }
-            let want = this.buf.len() + *this.read_size;
-            let charged = ready!(poll_charge(
-                this.budget,
-                this.held,
-                this.waiting_budget,
-                want,
+            let read = match ready!(room.poll_make_room(
+                this.budget.as_ref(),
+                *this.budget_wait,
+                this.waiting,
                 cx
-            ));
-            let read = match charged {
-                Ok(()) => ready!(poll_fill(
-                    this.reader.as_mut(),
-                    this.pool,
-                    this.waiting_pool,
-                    this.buf,
-                    *this.read_size,
-                    cx
-                )),
+            )) {
+                Ok(()) => ready!(room.poll_read(this.reader.as_mut(), cx)),
                 Err(err) => Err(err),
             };
             match read {
                 Ok(0) => *this.state = State::Eof,
-                Ok(_) => settle(this.held, this.buf.len()),
+                Ok(_) => {}
                 Err(err) => {
-                    finish(this.state, this.held, this.buf);
-                    return Poll::Ready(Some(Err(std::io::Error::from(err).into())));
+                    room.finish(this.state, this.waiting);
+                    return Poll::Ready(Some(Err(err.into_decoder_error::<D>())));
                 }
             }
         }
     }
 }
 
-/// Charges the budget for the bytes buffered only, once a read or a frame has settled.
-fn settle(held: &mut Option<Reservation>, buffered: usize) {
-    if let Some(r) = held {
-        r.shrink_to(buffered);
+impl CodecError {
+    /// Travels through `io::Error`, which every decoder error converts from, so a caller unwraps the original.
+    fn into_decoder_error<D: Decoder>(self) -> D::Error {
+        std::io::Error::from(self).into()
     }
 }
 
-/// Ends the stream and releases everything it holds.
-fn finish(state: &mut State, held: &mut Option<Reservation>, buf: &mut BytesMut) {
-    *state = State::Done;
-    *held = None;
-    *buf = BytesMut::new();
-}
-
-/// Makes sure `want` bytes are reserved, waiting (pending) while the budget is exhausted.
-fn poll_charge(
-    budget: &Option<MemoryBudget>,
-    held: &mut Option<Reservation>,
-    waiting: &mut Option<Pending<Reservation, BudgetError>>,
-    want: usize,
-    cx: &mut Context<'_>,
-) -> Poll<Result<(), CodecError>> {
-    let Some(budget) = budget else {
-        return Poll::Ready(Ok(()));
-    };
-    loop {
-        if let Some(fut) = waiting {
-            let granted = ready!(fut.as_mut().poll(cx));
-            *waiting = None;
-            let granted = granted?;
-            match held {
-                Some(r) => r.merge(granted),
-                None => *held = Some(granted),
-            }
-        }
-        let have = held.as_ref().map_or(0, Reservation::bytes);
-        if have >= want {
-            return Poll::Ready(Ok(()));
-        }
-        let missing = want - have;
-        let tried = match held {
-            Some(r) => r.try_grow(missing),
-            None => budget.try_reserve(missing).map(|r| *held = Some(r)),
-        };
-        match tried {
-            Ok(()) => return Poll::Ready(Ok(())),
-            Err(BudgetError::Exhausted { .. }) => {
-                let budget = budget.clone();
-                *waiting = Some(Box::pin(async move { budget.reserve(missing).await }));
-            }
-            Err(err) => return Poll::Ready(Err(err.into())),
-        }
-    }
-}
-
-/// Reads once into `buf`, through a pooled buffer when there is a pool. Returns the bytes read (0 at the end).
-fn poll_fill<R: AsyncRead>(
-    reader: Pin<&mut R>,
-    pool: &Option<BufPool>,
-    waiting: &mut Option<Pending<PooledBuf, PoolError>>,
-    buf: &mut BytesMut,
+/// The decode buffer, its allocation and its charge, borrowed from the projected reader.
+struct Room<'a> {
+    buf: &'a mut BytesMut,
+    alloc: &'a mut Alloc,
+    held: &'a mut Option<Reservation>,
     read_size: usize,
-    cx: &mut Context<'_>,
-) -> Poll<Result<usize, CodecError>> {
-    let Some(pool) = pool else {
-        buf.reserve(read_size);
-        return tokio_util::io::poll_read_buf(reader, cx, buf).map_err(CodecError::from);
-    };
-    let mut staging = loop {
-        if let Some(fut) = waiting {
-            let got = ready!(fut.as_mut().poll(cx));
-            *waiting = None;
-            break got?;
+}
+
+impl Room<'_> {
+    /// Gives back a buffer the decoder emptied when it is larger than one read, and brings the charge to the
+    /// allocation (cut frames make no difference; a decoder that reallocated does).
+    fn after_decode(&mut self, budget: Option<&MemoryBudget>) -> Result<(), BudgetError> {
+        self.alloc.sync(self.buf);
+        if self.buf.is_empty() && self.alloc.size > self.read_size {
+            self.release_buf();
         }
-        match pool.try_acquire(read_size) {
-            Ok(staging) => break staging,
-            Err(PoolError::Budget {
-                source: BudgetError::Exhausted { .. },
-                ..
-            }) => {
-                let pool = pool.clone();
-                *waiting = Some(Box::pin(async move { pool.acquire(read_size).await }));
+        if self.reserved() < self.alloc.size {
+            if let Some(budget) = budget {
+                charge(budget, self.held, self.alloc.size)?;
             }
-            Err(err) => return Poll::Ready(Err(err.into())),
         }
+        self.settle();
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.held.as_ref().map_or(0, Reservation::bytes)
+    }
+
+    /// Shrinks the reservation to the allocation (a grant larger than what was finally allocated).
+    fn settle(&mut self) {
+        if let Some(r) = self.held {
+            r.shrink_to(self.alloc.size);
+        }
+    }
+
+    fn release_buf(&mut self) {
+        *self.buf = BytesMut::new();
+        *self.alloc = Alloc::default();
+        self.settle();
+    }
+
+    /// Makes sure at least half a read's worth of room is left in the buffer, reusing the allocation when no frame
+    /// shares it any more, else charging and making a new one; waits (pending) while the budget cannot grant it.
+    fn poll_make_room(
+        &mut self,
+        budget: Option<&MemoryBudget>,
+        wait: Duration,
+        waiting: &mut Option<Pending<Reservation, BudgetError>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), CodecError>> {
+        loop {
+            if let Some(fut) = waiting {
+                let granted = ready!(fut.as_mut().poll(cx));
+                *waiting = None;
+                match (self.held.as_mut(), granted?) {
+                    (Some(r), granted) => r.merge(granted),
+                    (None, granted) => *self.held = Some(granted),
+                }
+            }
+            let len = self.buf.len();
+            let enough = (self.read_size / 2).max(1);
+            // Reclaiming moves the bytes within the same allocation: its size and charge do not change.
+            if self.buf.capacity() - len >= enough || self.buf.try_reclaim(enough) {
+                self.settle();
+                return Poll::Ready(Ok(()));
+            }
+            if len == 0 && self.alloc.size > 0 {
+                // Too small to read into and still shared with frames: the caller's now. Let it go before waiting.
+                // (Only an allocation: releasing nothing would also give back a grant that just arrived for it.)
+                self.release_buf();
+            }
+            let target = len.saturating_add(self.read_size.max(len / 2));
+            let Some(budget) = budget else {
+                self.grow_to(target);
+                return Poll::Ready(Ok(()));
+            };
+            match charge(budget, self.held, target) {
+                Ok(()) => {
+                    self.grow_to(target);
+                    self.settle();
+                    return Poll::Ready(Ok(()));
+                }
+                Err(BudgetError::Exhausted { .. }) if target > budget.limit() => {
+                    let limit = budget.limit();
+                    return Poll::Ready(Err(BudgetError::ExceedsLimit {
+                        requested: target,
+                        limit,
+                    }
+                    .into()));
+                }
+                Err(BudgetError::Exhausted { .. }) => {
+                    let missing = target - self.reserved();
+                    let bounded = (len > 0).then_some(wait);
+                    *waiting = Some(Box::pin(wait_for(budget.clone(), missing, bounded)));
+                }
+                Err(err) => return Poll::Ready(Err(err.into())),
+            }
+        }
+    }
+
+    /// Moves the buffered bytes into a new allocation of exactly `target` bytes (already charged).
+    fn grow_to(&mut self, target: usize) {
+        let mut grown = BytesMut::with_capacity(target);
+        grown.extend_from_slice(self.buf);
+        *self.buf = grown;
+        *self.alloc = Alloc::of_new(self.buf);
+    }
+
+    /// Reads once, at most `read_size` bytes, into the room made by `poll_make_room`. Returns the bytes read (0 at
+    /// the end of the stream).
+    fn poll_read<R: AsyncRead>(
+        &mut self,
+        reader: Pin<&mut R>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<usize, CodecError>> {
+        // The limit also keeps `BytesMut::chunk_mut` from reserving behind the budget's back: there is room.
+        let mut limited = (&mut *self.buf).limit(self.read_size);
+        tokio_util::io::poll_read_buf(reader, cx, &mut limited).map_err(CodecError::from)
+    }
+
+    /// Ends the stream and gives back everything it holds.
+    fn finish(
+        &mut self,
+        state: &mut State,
+        waiting: &mut Option<Pending<Reservation, BudgetError>>,
+    ) {
+        *state = State::Done;
+        *waiting = None;
+        self.release_buf();
+        *self.held = None;
+    }
+}
+
+/// Reserves `want` bytes in total in `held`, without waiting.
+fn charge(
+    budget: &MemoryBudget,
+    held: &mut Option<Reservation>,
+    want: usize,
+) -> Result<(), BudgetError> {
+    let have = held.as_ref().map_or(0, Reservation::bytes);
+    if have >= want {
+        return Ok(());
+    }
+    match held {
+        Some(r) => r.try_grow(want - have),
+        None => budget.try_reserve(want).map(|r| *held = Some(r)),
+    }
+}
+
+/// Waits for `missing` bytes, for at most `bound` if given; the last refusal carries the numbers.
+async fn wait_for(
+    budget: MemoryBudget,
+    missing: usize,
+    bound: Option<Duration>,
+) -> Result<Reservation, BudgetError> {
+    let Some(bound) = bound else {
+        return budget.reserve(missing).await;
     };
-    let room = read_size.min(staging.capacity());
-    let mut read_buf = ReadBuf::new(&mut staging.unfilled_mut()[..room]);
-    // On `Pending` the staging buffer goes back to the pool here: a reader waiting for data holds none.
-    ready!(reader.poll_read(cx, &mut read_buf))?;
-    let n = read_buf.filled().len();
-    buf.extend_from_slice(read_buf.filled());
-    Poll::Ready(Ok(n))
+    match tokio::time::timeout(bound, budget.reserve(missing)).await {
+        Ok(granted) => granted,
+        Err(_elapsed) => budget.try_reserve(missing),
+    }
 }
 
 impl<R, D> fmt::Debug for FrameReader<R, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FrameReader")
             .field("buffered", &self.buf.len())
+            .field("allocated", &self.alloc.size)
             .field("read_size", &self.read_size)
-            .field("pooled", &self.pool.is_some())
             .field("reserved", &self.reserved_bytes())
-            .field("waiting_for_budget", &self.waiting_budget.is_some())
+            .field("budget_wait", &self.budget_wait)
+            .field("waiting_for_budget", &self.waiting.is_some())
             .field("state", &self.state)
             .finish_non_exhaustive()
     }
