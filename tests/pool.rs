@@ -193,6 +193,78 @@ fn retained_counts_are_exact_across_the_thread_cache_and_the_shared_list() {
     assert_eq!(counts(&pool), (10, 10, 5, 5));
 }
 
+/// The peak is sampled on every allocation from every thread's counters, including those of caches already gone,
+/// and unpooled buffers count too.
+#[test]
+fn the_peak_sampled_on_an_allocation_counts_every_threads_buffers() {
+    let pool = BufPool::new();
+    let big = pool.try_acquire(100_000).unwrap();
+    let from_a_gone_thread: Vec<PooledBuf> = std::thread::spawn({
+        let pool = pool.clone();
+        move || (0..3).map(|_| pool.try_acquire(4096).unwrap()).collect()
+    })
+    .join()
+    .unwrap();
+    let mine: Vec<_> = (0..2).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop((big, from_a_gone_thread, mine));
+    let m = pool.metrics().total;
+    assert_eq!((m.outstanding_bytes, m.misses), (0, 5));
+    assert_eq!(m.peak_outstanding_bytes, 100_000 + 5 * 4096);
+
+    // Five come from idle storage; the sixth allocates and samples six outstanding.
+    let again: Vec<_> = (0..6).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop(again);
+    let m = pool.metrics().total;
+    assert_eq!((m.outstanding_bytes, m.misses), (0, 6));
+    assert_eq!(m.peak_outstanding_bytes, 100_000 + 5 * 4096);
+    let m = pool.metrics().classes[1];
+    assert_eq!(m.peak_outstanding_buffers, 6);
+}
+
+/// More threads than the pool has cache slots, starting and exiting in waves: the threads beyond the slots take the
+/// shared path, slots are reused, and every count adds up.
+#[test]
+fn counts_stay_exact_when_more_threads_than_cache_slots_come_and_go() {
+    // 64 KiB / 16 KiB: four threads may cache at once.
+    let pool = BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(16 * 1024)
+        .build();
+    const THREADS: usize = 8;
+    const CYCLES: usize = 50;
+    for _wave in 0..3 {
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (pool, start) = (pool.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..CYCLES {
+                        let a = pool.try_acquire([512, 4096][(t + i) % 2]).unwrap();
+                        let b = pool.try_acquire(4096).unwrap();
+                        drop(a);
+                        drop(b.freeze());
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+    let m = pool.metrics().total;
+    let acquired = (3 * THREADS * CYCLES * 2) as u64;
+    assert_eq!((m.acquired, m.returned), (acquired, acquired));
+    assert_eq!((m.outstanding_buffers, m.outstanding_bytes), (0, 0));
+    assert_eq!(m.hits + m.misses, acquired);
+    assert!(
+        m.retained_bytes <= 64 * 1024,
+        "retained {}",
+        m.retained_bytes
+    );
+    assert!(m.peak_outstanding_bytes <= THREADS * 2 * 4096);
+}
+
 #[test]
 fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
     let pool = BufPool::builder().max_retained_bytes(0).build();
