@@ -221,6 +221,47 @@ fn the_peak_sampled_on_an_allocation_counts_every_threads_buffers() {
     assert_eq!(m.peak_outstanding_buffers, 6);
 }
 
+/// Lowering the cap reaches the idle storage other threads cache for the pool: on their next acquire or release,
+/// from any pool, their quotas go and what no longer fits under the cap is freed.
+#[test]
+fn lowering_the_cap_reaches_other_threads_caches_on_their_next_operation() {
+    const WAIT: Duration = Duration::from_secs(30);
+    let pool = BufPool::builder().max_retained_bytes(1 << 20).build();
+    let (to_worker, worker_rx) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let other = BufPool::new();
+            drop(other.try_acquire(100).unwrap()); // this thread's cache for `other` keeps the block
+                                                   // 16 blocks of 16 KiB: the default 256 KiB cache quota, full.
+            let held: Vec<_> = (0..16)
+                .map(|_| pool.try_acquire(16 * 1024).unwrap())
+                .collect();
+            drop(held);
+            to_main.send(()).unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
+            drop(other.try_acquire(100).unwrap()); // another pool's operation, served from its cache
+            to_main.send(()).unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
+        })
+    };
+    main_rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(pool.metrics().total.retained_bytes, 256 * 1024);
+    pool.set_max_retained_bytes(64 * 1024);
+    to_worker.send(()).unwrap();
+    main_rx.recv_timeout(WAIT).unwrap();
+    let m = pool.metrics().total;
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(
+        m.retained_bytes,
+        64 * 1024,
+        "what fits under the new cap stays"
+    );
+    assert_eq!((m.acquired, m.returned), (16, 16));
+}
+
 /// More threads than the pool has cache slots, starting and exiting in waves: the threads beyond the slots take the
 /// shared path, slots are reused, and every count adds up.
 #[test]

@@ -5,6 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use bytes::BufMut;
 use tidegate::BufPool;
@@ -71,6 +72,9 @@ fn workload(pool: &BufPool, cycles: usize) {
     }
 }
 
+/// Every wait between threads gives up after this.
+const WAIT: Duration = Duration::from_secs(30);
+
 fn allocations() -> usize {
     ALLOCATIONS.load(Ordering::SeqCst)
 }
@@ -82,10 +86,10 @@ fn live_allocations_follow_the_pools() {
     // the process or thread: do both before measuring.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::thread::sleep(Duration::from_millis(10));
         tx.send(()).unwrap();
     });
-    rx.recv().unwrap();
+    rx.recv_timeout(WAIT).unwrap();
 
     cycles_leave_nothing_beyond_retained_bytes_and_nothing_after_the_pool();
     a_dropped_pools_idle_storage_goes_on_the_threads_next_operation();
@@ -113,7 +117,7 @@ fn cycles_leave_nothing_beyond_retained_bytes_and_nothing_after_the_pool() {
         std::thread::spawn(move || {
             workload(&pool, 100_000);
             finished_tx.send(()).unwrap();
-            done_rx.recv().unwrap();
+            done_rx.recv_timeout(WAIT).unwrap();
         })
     };
     let second = {
@@ -121,7 +125,7 @@ fn cycles_leave_nothing_beyond_retained_bytes_and_nothing_after_the_pool() {
         std::thread::spawn(move || workload(&pool, 100_000))
     };
     second.join().unwrap();
-    finished_rx.recv().unwrap();
+    finished_rx.recv_timeout(WAIT).unwrap();
     let metrics = pool.metrics();
     let m = metrics.total;
     let retained_blocks: usize = metrics.classes.iter().map(|c| c.retained_buffers).sum();
@@ -183,17 +187,17 @@ fn a_dropped_pools_idle_storage_goes_on_the_threads_next_operation() {
             fill_this_threads_cache(&a);
             drop(a);
             to_main.send(()).unwrap();
-            worker_rx.recv().unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
             drop(b.try_acquire(4096).unwrap()); // a hit in `b`'s cache: the fast path
             to_main.send(()).unwrap();
-            worker_rx.recv().unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
         })
     };
-    main_rx.recv().unwrap();
+    main_rx.recv_timeout(WAIT).unwrap();
     let with_a = live();
     drop(a);
     to_worker.send(()).unwrap();
-    main_rx.recv().unwrap();
+    main_rx.recv_timeout(WAIT).unwrap();
     let freed = with_a - live();
     to_worker.send(()).unwrap();
     worker.join().unwrap();
@@ -214,9 +218,9 @@ fn a_pool_dropped_on_a_caching_thread_frees_that_threads_cache_at_once() {
         let with_pool = live();
         drop(pool);
         to_main.send(with_pool - live()).unwrap();
-        worker_rx.recv().unwrap();
+        worker_rx.recv_timeout(WAIT).unwrap();
     });
-    let freed = main_rx.recv().unwrap();
+    let freed = main_rx.recv_timeout(WAIT).unwrap();
     to_worker.send(()).unwrap();
     worker.join().unwrap();
     assert!(

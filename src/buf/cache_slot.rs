@@ -34,6 +34,10 @@ impl CacheSlot {
 
     /// The slot's counters if it was free, now held by the caller until [`release`](Self::release).
     pub(super) fn claim(&self) -> Option<CacheStats> {
+        // A plain load first: threads beyond the slots scan them on every acquire, and should not write to them.
+        if self.taken.load(Ordering::Relaxed) {
+            return None;
+        }
         // Acquire: the previous holder's last counter stores happen before this holder's first loads.
         self.taken
             .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)

@@ -217,8 +217,9 @@ impl BufPool {
     }
 
     /// Changes the cap on idle memory at run time. Lowering it frees idle storage on the shared lists at once until
-    /// the pool is under the new cap; quotas already claimed by thread caches are kept until those threads exit.
-    /// The number of threads that may cache for the pool is fixed at build time (see
+    /// the pool is under the new cap. If thread caches' quotas still keep it over, this thread's cache for the pool
+    /// is dropped at once and every other thread's on its next acquire or release (from any pool); their idle
+    /// storage is freed, or kept on the shared lists if the new cap allows. The number of threads that may cache for the pool is fixed at build time (see
     /// [`BufPoolBuilder::thread_cache_bytes`]).
     /// Each class's shared list was sized from the cap given at build time, so raising the cap above that value
     /// lets other classes retain more but no class more than its list holds.
@@ -234,6 +235,9 @@ impl BufPool {
                     None => break,
                 }
             }
+        }
+        if inner.retained_claims.load(Ordering::Relaxed) > bytes {
+            thread_cache::recheck_all();
         }
     }
 
@@ -334,8 +338,16 @@ impl PoolInner {
     }
 
     #[inline]
-    pub(super) fn has_handles(&self) -> bool {
+    fn has_handles(&self) -> bool {
         self.handles.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether thread caches should keep storage for the pool: someone can still acquire from it, and the caches'
+    /// quotas do not keep it over its retained cap.
+    pub(super) fn wants_caches(&self) -> bool {
+        self.has_handles()
+            && self.retained_claims.load(Ordering::Relaxed)
+                <= self.max_retained_bytes.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -424,7 +436,7 @@ impl PoolInner {
                 drop(block);
             }
         }
-        thread_cache::note_closed();
+        thread_cache::recheck_all();
     }
 
     /// Takes a returned block back: into this thread's cache if it has one, else the shared list or the allocator,
@@ -656,8 +668,8 @@ impl BufPoolBuilder {
     ///   operation or two more per acquire and release, and contention if many threads do it. Its storage is
     ///   reused all the same.
     /// * **Idle storage in a cache** stays until the thread acquires or releases again: up to `thread_cache_bytes`
-    ///   per cache, always inside `max_retained_bytes`. It is handed back when the thread exits, or when the pool
-    ///   is closed and the thread next uses any pool.
+    ///   per cache, always inside `max_retained_bytes`. It is handed back when the thread exits, or on the thread's
+    ///   next use of any pool once the pool is closed or its cap is lowered below what the caches claim.
     ///
     /// # Examples
     ///

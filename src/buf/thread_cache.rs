@@ -13,10 +13,11 @@
 //! A buffer dropped on a thread without a cache for its pool goes back through the shared free lists, so storage
 //! acquired on one thread and released on another is reused all the same.
 //!
-//! When a pool's last handle is dropped nobody can acquire from it again, so its caches only hold memory. The
-//! dropping thread lets go of its own at once; every other thread notices on its next acquire or release, for any
-//! pool, because the number of pools ever closed ([`POOLS_CLOSED`]) differs from the one it last saw: a load of one
-//! rarely written word on the fast path, instead of a look at every cached pool.
+//! When a pool's last handle is dropped nobody can acquire from it again, so its caches only hold memory; when its
+//! retained cap is lowered below what is claimed, its caches' quotas must go. The thread doing either lets go of
+//! its own cache for the pool at once; every other thread notices on its next acquire or release, for any pool,
+//! because the number of such requests ([`RECHECKS`]) differs from the one it last saw: a load of one rarely
+//! written word on the fast path, instead of a look at every cached pool.
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,50 +34,52 @@ const UNIT_BATCH: usize = 64;
 /// Pools a thread keeps caches for. Past this, further pools take the shared path on this thread.
 const MAX_POOLS_PER_THREAD: usize = 8;
 
-/// Pools whose last handle has been dropped, since the process started. Bumped (with release ordering) after the
-/// pool's handle count reaches zero, so a thread that sees the new number also sees which pool it was.
-static POOLS_CLOSED: AtomicUsize = AtomicUsize::new(0);
+/// Times a pool asked every thread to recheck its cache for it, since the process started: its last handle was
+/// dropped, or its retained cap was lowered below what is claimed. Bumped (with release ordering) after that change,
+/// so a thread that sees the new number also sees the change.
+static RECHECKS: AtomicUsize = AtomicUsize::new(0);
 
 thread_local! {
     static CACHES: RefCell<Caches> = const {
         RefCell::new(Caches {
-            closed_seen: 0,
+            rechecks_seen: 0,
             list: Vec::new(),
         })
     };
 }
 
-/// This thread's caches, and the value of [`POOLS_CLOSED`] when it last dropped the caches of closed pools.
+/// This thread's caches, and the value of [`RECHECKS`] when it last dropped the caches that were no longer wanted.
 struct Caches {
-    closed_seen: usize,
+    rechecks_seen: usize,
     list: Vec<ThreadCache>,
 }
 
 impl Caches {
-    /// Whether a pool has closed since this thread last looked: then a cache here may belong to it.
+    /// Whether a pool asked for a recheck since this thread last looked: then a cache here may be unwanted.
     #[inline]
-    fn may_hold_closed(&self) -> bool {
-        self.closed_seen != POOLS_CLOSED.load(Ordering::Relaxed)
+    fn must_recheck(&self) -> bool {
+        self.rechecks_seen != RECHECKS.load(Ordering::Relaxed)
     }
 
-    /// Drops the caches of pools nobody can acquire from any more, handing their idle storage back to be freed.
+    /// Drops the caches of closed pools and of pools over their retained cap, handing their quotas and idle
+    /// storage back (to be freed, unless the pool can still keep it).
     #[cold]
     #[inline(never)]
-    fn drop_closed(&mut self) {
-        // Acquire pairs with the release in `note_closed`: the handle counts read below are at least as new.
-        self.closed_seen = POOLS_CLOSED.load(Ordering::Acquire);
-        self.list.retain(|cache| cache.pool.get().has_handles());
+    fn drop_unwanted(&mut self) {
+        // Acquire pairs with the release in `recheck_all`: the pool state read below is at least as new.
+        self.rechecks_seen = RECHECKS.load(Ordering::Acquire);
+        self.list.retain(|cache| cache.pool.get().wants_caches());
     }
 }
 
-/// Called once a pool's last handle is gone: every thread drops its cache for the pool on its next operation, and
-/// this thread at once.
-pub(super) fn note_closed() {
-    POOLS_CLOSED.fetch_add(1, Ordering::Release);
+/// Called after a pool closed or lowered its retained cap: every thread drops its caches that the pool no longer
+/// wants on its next operation, and this thread at once.
+pub(super) fn recheck_all() {
+    RECHECKS.fetch_add(1, Ordering::Release);
     let _not_now = CACHES.try_with(|caches| {
         // Busy only if a cache's own drop ends up here, which it does not; the next operation catches up then.
         if let Ok(mut caches) = caches.try_borrow_mut() {
-            caches.drop_closed();
+            caches.drop_unwanted();
         }
     });
 }
@@ -102,11 +105,11 @@ pub(super) struct ThreadCache {
 /// the thread caches too many pools, or this is a re-entrant call.
 #[inline]
 pub(super) fn take(pool: &PoolRef<PoolInner>, class: usize) -> Option<Box<Block>> {
-    // The common case in a closure small enough to inline: no pool closed since this thread last looked, a cache
+    // The common case in a closure small enough to inline: no recheck asked for since this thread last looked, a cache
     // exists and its list for `class` is not empty.
     let idle = CACHES.try_with(|caches| {
         let mut caches = caches.try_borrow_mut().ok()?;
-        if caches.may_hold_closed() {
+        if caches.must_recheck() {
             return None;
         }
         let cache = caches
@@ -128,8 +131,8 @@ fn take_missed(pool: &PoolRef<PoolInner>, class: usize) -> Option<Box<Block>> {
     CACHES
         .try_with(|caches| {
             let mut caches = caches.try_borrow_mut().ok()?;
-            if caches.may_hold_closed() {
-                caches.drop_closed();
+            if caches.must_recheck() {
+                caches.drop_unwanted();
             }
             let caches = &mut caches.list;
             let index = match caches.iter().position(|c| c.pool.points_to(pool.as_ptr())) {
@@ -152,8 +155,8 @@ pub(super) fn put_back(block: Box<Block>) -> Result<(), Box<Block>> {
     let _no_cache_here = CACHES.try_with(|caches| {
         let mut caches = caches.try_borrow_mut().ok()?;
         // Also what keeps a closed pool's cache from taking blocks: it is dropped here first.
-        if caches.may_hold_closed() {
-            caches.drop_closed();
+        if caches.must_recheck() {
+            caches.drop_unwanted();
         }
         let cache = caches.list.iter_mut().find(|c| c.pool.points_to(key))?;
         cache.put(returning.take()?);
@@ -166,7 +169,7 @@ pub(super) fn put_back(block: Box<Block>) -> Result<(), Box<Block>> {
 #[inline(never)]
 fn create(caches: &mut Vec<ThreadCache>, pool: &PoolRef<PoolInner>) -> Option<usize> {
     // Caches of pools nobody can acquire from any more only hold memory: drop them first.
-    caches.retain(|cache| cache.pool.get().has_handles());
+    caches.retain(|cache| cache.pool.get().wants_caches());
     if caches.len() >= MAX_POOLS_PER_THREAD {
         return None;
     }
