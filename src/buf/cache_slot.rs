@@ -13,7 +13,7 @@ use crate::loom::atomic::{AtomicBool, Ordering};
 use super::class::{Counters, Counts};
 
 /// Slots a pool makes at most: the threads that can cache for it at once. Each costs a few hundred bytes, made
-/// when the pool is built.
+/// when the pool is built. Documented on `BufPoolBuilder::thread_cache_bytes`: change both together.
 pub(super) const MAX_CACHED_THREADS: usize = 64;
 
 /// The counters of one size class for each class, shared by the slot and the cache that holds it.

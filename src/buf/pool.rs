@@ -219,8 +219,8 @@ impl BufPool {
     /// Changes the cap on idle memory at run time. Lowering it frees idle storage on the shared lists at once until
     /// the pool is under the new cap. If thread caches' quotas still keep it over, this thread's cache for the pool
     /// is dropped at once and every other thread's on its next acquire or release (from any pool); their idle
-    /// storage is freed, or kept on the shared lists if the new cap allows. The number of threads that may cache for the pool is fixed at build time (see
-    /// [`BufPoolBuilder::thread_cache_bytes`]).
+    /// storage is freed, or kept on the shared lists if the new cap allows. The number of threads that may cache
+    /// for the pool is fixed at build time (see [`BufPoolBuilder::thread_cache_bytes`]).
     /// Each class's shared list was sized from the cap given at build time, so raising the cap above that value
     /// lets other classes retain more but no class more than its list holds.
     pub fn set_max_retained_bytes(&self, bytes: usize) {

@@ -31,7 +31,8 @@ use super::pool_ref::PoolRef;
 /// Reference units a cache takes from the shared count at a time, to lend blocks with.
 const UNIT_BATCH: usize = 64;
 
-/// Pools a thread keeps caches for. Past this, further pools take the shared path on this thread.
+/// Pools a thread keeps caches for. Past this, further pools take the shared path on this thread. Documented on
+/// `BufPoolBuilder::thread_cache_bytes`: change both together.
 const MAX_POOLS_PER_THREAD: usize = 8;
 
 /// Times a pool asked every thread to recheck its cache for it, since the process started: its last handle was
