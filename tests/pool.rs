@@ -193,6 +193,119 @@ fn retained_counts_are_exact_across_the_thread_cache_and_the_shared_list() {
     assert_eq!(counts(&pool), (10, 10, 5, 5));
 }
 
+/// The peak is sampled on every allocation from every thread's counters, including those of caches already gone,
+/// and unpooled buffers count too.
+#[test]
+fn the_peak_sampled_on_an_allocation_counts_every_threads_buffers() {
+    let pool = BufPool::new();
+    let big = pool.try_acquire(100_000).unwrap();
+    let from_a_gone_thread: Vec<PooledBuf> = std::thread::spawn({
+        let pool = pool.clone();
+        move || (0..3).map(|_| pool.try_acquire(4096).unwrap()).collect()
+    })
+    .join()
+    .unwrap();
+    let mine: Vec<_> = (0..2).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop((big, from_a_gone_thread, mine));
+    let m = pool.metrics().total;
+    assert_eq!((m.outstanding_bytes, m.misses), (0, 5));
+    assert_eq!(m.peak_outstanding_bytes, 100_000 + 5 * 4096);
+
+    // Five come from idle storage; the sixth allocates and samples six outstanding.
+    let again: Vec<_> = (0..6).map(|_| pool.try_acquire(4096).unwrap()).collect();
+    drop(again);
+    let m = pool.metrics().total;
+    assert_eq!((m.outstanding_bytes, m.misses), (0, 6));
+    assert_eq!(m.peak_outstanding_bytes, 100_000 + 5 * 4096);
+    let m = pool.metrics().classes[1];
+    assert_eq!(m.peak_outstanding_buffers, 6);
+}
+
+/// Lowering the cap reaches the idle storage other threads cache for the pool: on their next acquire or release,
+/// from any pool, their quotas go and what no longer fits under the cap is freed.
+#[test]
+fn lowering_the_cap_reaches_other_threads_caches_on_their_next_operation() {
+    const WAIT: Duration = Duration::from_secs(30);
+    let pool = BufPool::builder().max_retained_bytes(1 << 20).build();
+    let (to_worker, worker_rx) = std::sync::mpsc::channel::<()>();
+    let (to_main, main_rx) = std::sync::mpsc::channel::<()>();
+    let worker = {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let other = BufPool::new();
+            drop(other.try_acquire(100).unwrap()); // this thread's cache for `other` keeps the block
+                                                   // 16 blocks of 16 KiB: the default 256 KiB cache quota, full.
+            let held: Vec<_> = (0..16)
+                .map(|_| pool.try_acquire(16 * 1024).unwrap())
+                .collect();
+            drop(held);
+            to_main.send(()).unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
+            drop(other.try_acquire(100).unwrap()); // another pool's operation, served from its cache
+            to_main.send(()).unwrap();
+            worker_rx.recv_timeout(WAIT).unwrap();
+        })
+    };
+    main_rx.recv_timeout(WAIT).unwrap();
+    assert_eq!(pool.metrics().total.retained_bytes, 256 * 1024);
+    pool.set_max_retained_bytes(64 * 1024);
+    to_worker.send(()).unwrap();
+    main_rx.recv_timeout(WAIT).unwrap();
+    let m = pool.metrics().total;
+    to_worker.send(()).unwrap();
+    worker.join().unwrap();
+    assert_eq!(
+        m.retained_bytes,
+        64 * 1024,
+        "what fits under the new cap stays"
+    );
+    assert_eq!((m.acquired, m.returned), (16, 16));
+}
+
+/// More threads than the pool has cache slots, starting and exiting in waves: the threads beyond the slots take the
+/// shared path, slots are reused, and every count adds up.
+#[test]
+fn counts_stay_exact_when_more_threads_than_cache_slots_come_and_go() {
+    // 64 KiB / 16 KiB: four threads may cache at once.
+    let pool = BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(16 * 1024)
+        .build();
+    const THREADS: usize = 8;
+    const CYCLES: usize = 50;
+    for _wave in 0..3 {
+        let start = Arc::new(std::sync::Barrier::new(THREADS));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (pool, start) = (pool.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    for i in 0..CYCLES {
+                        let a = pool.try_acquire([512, 4096][(t + i) % 2]).unwrap();
+                        let b = pool.try_acquire(4096).unwrap();
+                        drop(a);
+                        drop(b.freeze());
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+    let m = pool.metrics().total;
+    let acquired = (3 * THREADS * CYCLES * 2) as u64;
+    assert_eq!((m.acquired, m.returned), (acquired, acquired));
+    assert_eq!((m.outstanding_buffers, m.outstanding_bytes), (0, 0));
+    assert_eq!(m.hits + m.misses, acquired);
+    assert!(
+        m.retained_bytes <= 64 * 1024,
+        "retained {}",
+        m.retained_bytes
+    );
+    assert!(m.peak_outstanding_bytes <= THREADS * 2 * 4096);
+}
+
 #[test]
 fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
     let pool = BufPool::builder().max_retained_bytes(0).build();

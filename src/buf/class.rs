@@ -6,7 +6,8 @@ use crate::loom::FreeList;
 use super::block::Block;
 
 /// Counters of one class. The pool keeps one shared set (updated with atomic read-modify-writes on the slow paths)
-/// and every thread cache keeps its own (written only by its thread, with plain stores); metrics add them up.
+/// and one in each cache slot (written only by the thread whose cache holds the slot, with plain stores); metrics
+/// add them up.
 #[derive(Default)]
 pub(super) struct Counters {
     pub(super) acquired: AtomicU64,
@@ -51,11 +52,13 @@ impl Counters {
         counts
     }
 
-    /// Folds a retiring thread cache's counts into the shared set (idle blocks are handed back separately).
-    pub(super) fn fold(&self, counts: Counts) {
-        self.acquired.fetch_add(counts.acquired, Ordering::Relaxed);
-        self.returned.fetch_add(counts.returned, Ordering::Relaxed);
-        self.misses.fetch_add(counts.misses, Ordering::Relaxed);
+    /// Makes a thread cache's set count no idle blocks, when its cache hands them back. Only the thread that
+    /// writes the set may call this.
+    pub(super) fn forget_idle(&self) {
+        let acquired = self.acquired.load(Ordering::Relaxed);
+        let returned = self.returned.load(Ordering::Relaxed);
+        self.idle_offset
+            .store(acquired.wrapping_sub(returned), Ordering::Relaxed);
     }
 }
 

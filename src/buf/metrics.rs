@@ -20,8 +20,8 @@ pub struct ClassMetrics {
     /// Acquisitions that had to allocate.
     pub misses: u64,
     /// The most buffers of this class seen outstanding at once. Sampled, not tracked per acquire (that would put
-    /// a shared counter on the fast path): updated whenever a snapshot is taken. Use a budget's `peak` for an
-    /// exact high-water mark in bytes.
+    /// a shared counter on the fast path): updated at every allocation and every snapshot, so growth served from
+    /// idle storage between two samples is not seen. Use a budget's `peak` for an exact high-water mark in bytes.
     pub peak_outstanding_buffers: u64,
 }
 

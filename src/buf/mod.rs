@@ -36,6 +36,7 @@
 //! ```
 
 mod block;
+mod cache_slot;
 mod class;
 mod error;
 mod leak;

@@ -3,18 +3,18 @@
 use std::fmt;
 use std::future::Future;
 use std::panic::Location;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::budget::{BudgetError, MemoryBudget};
 use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::block::Block;
+use super::cache_slot::{CacheSlot, CacheStats, MAX_CACHED_THREADS};
 use super::class::{bump_shared, Counts, SizeClass};
 use super::leak::{LeakReport, LeakTracker, LeakTracking};
 use super::metrics::{ClassMetrics, PoolMetrics, PoolTotals};
 use super::pool_ref::{Counted, PoolRef};
-use super::thread_cache::{self, CacheStats};
+use super::thread_cache;
 use super::{PoolError, PooledBuf};
 
 /// Size classes used when none are configured: a small message, a page, a large frame, a socket-sized read.
@@ -67,9 +67,8 @@ pub(super) struct PoolInner {
     retained_claims: AtomicUsize,
     max_retained_bytes: AtomicUsize,
     thread_cache_bytes: usize,
-    /// std's futex-based mutex rather than parking_lot's: contention on it must not allocate parking_lot's
-    /// process-wide table, which would outlive the pool (see `tests/pool_alloc.rs`).
-    caches: Mutex<Vec<CacheStats>>,
+    /// The counters of the thread caches, one slot per cache that may exist at once.
+    cache_slots: Box<[CacheSlot]>,
     budget: Option<MemoryBudget>,
     unpooled: Unpooled,
     refused: AtomicU64,
@@ -218,7 +217,10 @@ impl BufPool {
     }
 
     /// Changes the cap on idle memory at run time. Lowering it frees idle storage on the shared lists at once until
-    /// the pool is under the new cap; quotas already claimed by thread caches are kept until those threads exit.
+    /// the pool is under the new cap. If thread caches' quotas still keep it over, this thread's cache for the pool
+    /// is dropped at once and every other thread's on its next acquire or release (from any pool); their idle
+    /// storage is freed, or kept on the shared lists if the new cap allows. The number of threads that may cache
+    /// for the pool is fixed at build time (see [`BufPoolBuilder::thread_cache_bytes`]).
     /// Each class's shared list was sized from the cap given at build time, so raising the cap above that value
     /// lets other classes retain more but no class more than its list holds.
     pub fn set_max_retained_bytes(&self, bytes: usize) {
@@ -233,6 +235,9 @@ impl BufPool {
                     None => break,
                 }
             }
+        }
+        if inner.retained_claims.load(Ordering::Relaxed) > bytes {
+            thread_cache::recheck_all();
         }
     }
 
@@ -288,7 +293,9 @@ impl Clone for BufPool {
 
 impl Drop for BufPool {
     fn drop(&mut self) {
-        self.inner().handles.fetch_sub(1, Ordering::Relaxed);
+        if self.inner().handles.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.inner().close();
+        }
     }
 }
 
@@ -331,8 +338,16 @@ impl PoolInner {
     }
 
     #[inline]
-    pub(super) fn has_handles(&self) -> bool {
+    fn has_handles(&self) -> bool {
         self.handles.load(Ordering::Relaxed) > 0
+    }
+
+    /// Whether thread caches should keep storage for the pool: someone can still acquire from it, and the caches'
+    /// quotas do not keep it over its retained cap.
+    pub(super) fn wants_caches(&self) -> bool {
+        self.has_handles()
+            && self.retained_claims.load(Ordering::Relaxed)
+                <= self.max_retained_bytes.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -372,10 +387,12 @@ impl PoolInner {
         Some(block)
     }
 
-    /// Keeps `block` on the shared list if the retained cap allows, frees it otherwise.
+    /// Keeps `block` on the shared list if the retained cap allows and the pool can still be acquired from, frees
+    /// it otherwise.
     fn push_shared_or_free(&self, block: Box<Block>) {
         let size = block.capacity();
-        if self.claim_retained(size) {
+        // A push racing with `close` may leave a block behind; it goes when the pool's last unit does.
+        if self.has_handles() && self.claim_retained(size) {
             if let Err(block) = self.classes[block.class()].push_idle(block) {
                 self.release_retained(size);
                 drop(block);
@@ -397,23 +414,29 @@ impl PoolInner {
         self.retained_claims.fetch_sub(bytes, Ordering::Relaxed);
     }
 
-    /// The registry holds plain counters, consistent whatever a panicking holder did, so poisoning is ignored.
-    fn lock_caches(&self) -> MutexGuard<'_, Vec<CacheStats>> {
-        self.caches.lock().unwrap_or_else(PoisonError::into_inner)
+    /// A free cache slot, its index and counters, for a new thread cache; `None` if every slot is taken.
+    pub(super) fn claim_cache_slot(&self) -> Option<(usize, CacheStats)> {
+        self.cache_slots
+            .iter()
+            .enumerate()
+            .find_map(|(index, slot)| Some((index, slot.claim()?)))
     }
 
-    pub(super) fn register_cache(&self, stats: CacheStats) {
-        self.lock_caches().push(stats);
+    /// Frees the slot of a retiring thread cache, which has handed back its idle blocks.
+    pub(super) fn release_cache_slot(&self, index: usize) {
+        self.cache_slots[index].release();
     }
 
-    /// Folds a retiring cache's counters into the shared ones, under the same lock `metrics` reads with, so a
-    /// snapshot never counts them twice or not at all.
-    pub(super) fn retire_cache(&self, stats: &CacheStats) {
-        let mut caches = self.lock_caches();
-        caches.retain(|registered| !std::sync::Arc::ptr_eq(registered, stats));
-        for (class, counters) in self.classes.iter().zip(stats.iter()) {
-            class.shared.fold(counters.load());
+    /// The last handle is gone: nobody can acquire again, so idle storage is only memory held. The shared lists
+    /// are emptied now, blocks coming back later are freed, and thread caches let go on their next operation.
+    #[cold]
+    fn close(&self) {
+        for class in 0..self.classes.len() {
+            while let Some(block) = self.pop_shared(class) {
+                drop(block);
+            }
         }
+        thread_cache::recheck_all();
     }
 
     /// Takes a returned block back: into this thread's cache if it has one, else the shared list or the allocator,
@@ -437,32 +460,40 @@ impl PoolInner {
         }
     }
 
-    /// Raises the recorded peak of outstanding bytes if it was just exceeded. Called on the slow paths (every
-    /// allocation) and by `metrics`, because summing every thread's counters on each acquire would cost more than
-    /// the acquire itself.
+    /// Raises the recorded peaks of outstanding bytes and buffers per class if they were just exceeded. Called on
+    /// the slow paths (every allocation) and by `metrics`, because summing every thread's counters on each acquire
+    /// would cost more than the acquire itself. Atomic loads only (and a store for a new peak): an allocation takes
+    /// no lock and makes no snapshot for this.
     pub(super) fn note_peak(&self) {
-        let outstanding = self.metrics().total.outstanding_bytes;
+        let mut outstanding = self.unpooled.outstanding_bytes.load(Ordering::Relaxed);
+        for (index, class) in self.classes.iter().enumerate() {
+            let counts = self.class_counts(index);
+            let buffers = counts.acquired.saturating_sub(counts.returned);
+            raise(&class.peak_outstanding, buffers);
+            outstanding += buffers as usize * class.size();
+        }
         if outstanding > self.peak_outstanding_bytes.load(Ordering::Relaxed) {
             self.peak_outstanding_bytes
                 .fetch_max(outstanding, Ordering::Relaxed);
         }
     }
 
+    /// The counts of `class`: the shared set plus every cache slot's.
+    fn class_counts(&self, class: usize) -> Counts {
+        let mut counts: Counts = self.classes[class].shared.load();
+        for slot in self.cache_slots.iter() {
+            counts += slot.load(class);
+        }
+        counts
+    }
+
     fn metrics(&self) -> PoolMetrics {
-        let caches = self.lock_caches();
         let classes: Vec<ClassMetrics> = self
             .classes
             .iter()
             .enumerate()
-            .map(|(i, class)| {
-                let mut counts: Counts = class.shared.load();
-                for cache in caches.iter() {
-                    counts += cache[i].load_cached();
-                }
-                class_metrics(class, counts)
-            })
+            .map(|(i, class)| class_metrics(class, self.class_counts(i)))
             .collect();
-        drop(caches);
         let unpooled_acquired = self.unpooled.acquired.load(Ordering::Relaxed);
         let unpooled_returned = self.unpooled.returned.load(Ordering::Relaxed);
         let mut total = PoolTotals {
@@ -521,6 +552,13 @@ pub(super) fn shelve(mut block: Box<Block>) {
         inner.push_shared_or_free(block);
     }
     // `home` drops here, after the pool is done with the block (it may have been the pool's last unit).
+}
+
+/// Raises a recorded peak to `now`, with no read-modify-write unless it is a new peak.
+fn raise(peak: &AtomicU64, now: u64) {
+    if now > peak.load(Ordering::Relaxed) {
+        peak.fetch_max(now, Ordering::Relaxed);
+    }
 }
 
 fn class_metrics(class: &SizeClass, counts: Counts) -> ClassMetrics {
@@ -614,6 +652,36 @@ impl BufPoolBuilder {
     /// Idle memory each thread may keep for this pool, claimed from `max_retained_bytes` when the thread first
     /// acquires (a thread that cannot claim it uses the shared lists). Default: [`DEFAULT_THREAD_CACHE_BYTES`].
     /// `0` turns thread caches off: every acquire and release then goes through the shared lists and counters.
+    ///
+    /// # Limits
+    ///
+    /// A thread cache makes acquiring and releasing lock-free and allocation-free, but not every thread gets one:
+    ///
+    /// * **Threads per pool:** at most `max_retained_bytes / thread_cache_bytes` threads hold a cache for the pool
+    ///   at once, and never more than 64. With the defaults (4 MiB and 256 KiB) that is 16 threads, enough for a
+    ///   tokio runtime on a 16-core machine. The figure is fixed when the pool is built: raising
+    ///   [`BufPool::set_max_retained_bytes`] later does not add caches.
+    /// * **Pools per thread:** a thread keeps caches for at most 8 pools. Caches of pools whose last handle is
+    ///   dropped do not count: the dropping thread frees its own at once, other threads on their next acquire or
+    ///   release from any pool.
+    /// * **Beyond either limit** the thread still works, through the shared lists and counters: one atomic
+    ///   operation or two more per acquire and release, and contention if many threads do it. Its storage is
+    ///   reused all the same.
+    /// * **Idle storage in a cache** stays until the thread acquires or releases again: up to `thread_cache_bytes`
+    ///   per cache, always inside `max_retained_bytes`. It is handed back when the thread exits, or on the thread's
+    ///   next use of any pool once the pool is closed or its cap is lowered below what the caches claim.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // Up to 32 threads with a 128 KiB cache each, inside a 4 MiB cap.
+    /// let pool = tidegate::BufPool::builder()
+    ///     .max_retained_bytes(4 << 20)
+    ///     .thread_cache_bytes(128 << 10)
+    ///     .build();
+    /// drop(pool.try_acquire(4096).unwrap());
+    /// assert_eq!(pool.metrics().total.retained_bytes, 4096); // idle in this thread's cache
+    /// ```
     pub fn thread_cache_bytes(&mut self, bytes: usize) -> &mut Self {
         self.thread_cache_bytes = bytes;
         self
@@ -644,10 +712,18 @@ impl BufPoolBuilder {
 
     /// Builds the pool. No storage is allocated until buffers are acquired.
     pub fn build(&self) -> BufPool {
-        let classes = self
+        let classes: Box<[SizeClass]> = self
             .size_classes
             .iter()
             .map(|&size| SizeClass::new(size, self.max_retained_bytes / size))
+            .collect();
+        let cache_slots = self
+            .max_retained_bytes
+            .checked_div(self.thread_cache_bytes)
+            .unwrap_or(0)
+            .min(MAX_CACHED_THREADS);
+        let cache_slots = (0..cache_slots)
+            .map(|_| CacheSlot::new(classes.len()))
             .collect();
         BufPool {
             pool: PoolRef::new(PoolInner {
@@ -657,7 +733,7 @@ impl BufPoolBuilder {
                 retained_claims: AtomicUsize::new(0),
                 max_retained_bytes: AtomicUsize::new(self.max_retained_bytes),
                 thread_cache_bytes: self.thread_cache_bytes,
-                caches: Mutex::new(Vec::new()),
+                cache_slots,
                 budget: self.budget.clone(),
                 unpooled: Unpooled::default(),
                 refused: AtomicU64::new(0),
