@@ -16,7 +16,7 @@ use std::io;
 /// | [`InvalidData`](io::ErrorKind::InvalidData) | a decoder's refusals: [`FrameTooLong`](Self::FrameTooLong), [`FrameShorterThanHeader`](Self::FrameShorterThanHeader), [`FrameLengthOverflow`](Self::FrameLengthOverflow), [`Failed`](Self::Failed) | the peer's |
 /// | [`UnexpectedEof`](io::ErrorKind::UnexpectedEof) | [`UnexpectedEof`](Self::UnexpectedEof) | the peer's |
 /// | [`InvalidInput`](io::ErrorKind::InvalidInput) | an encoder's refusals ([`ItemTooLong`](Self::ItemTooLong), [`DelimiterInFrame`](Self::DelimiterInFrame), [`LengthNotRepresentable`](Self::LengthNotRepresentable)) and refused configurations | the caller's |
-/// | [`OutOfMemory`](io::ErrorKind::OutOfMemory) | [`Budget`](Self::Budget), [`Pool`](Self::Pool) | the process's limits |
+/// | [`OutOfMemory`](io::ErrorKind::OutOfMemory) | [`Budget`](Self::Budget) | the process's limits |
 /// | the inner error's | [`Io`](Self::Io) | the transport's |
 ///
 /// # Examples
@@ -161,9 +161,6 @@ pub enum CodecError {
     /// while it held part of a frame ([`BudgetError::Exhausted`](crate::BudgetError::Exhausted)).
     #[error("frame reader: {0}")]
     Budget(#[from] crate::BudgetError),
-    /// The buffer pool of a [`FrameReader`](super::FrameReader) refused a read buffer.
-    #[error("frame reader: {0}")]
-    Pool(#[from] crate::PoolError),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(io::Error),
@@ -180,7 +177,7 @@ impl From<CodecError> for io::Error {
             | CodecError::FrameLengthOverflow { .. }
             | CodecError::Failed => io::ErrorKind::InvalidData,
             CodecError::UnexpectedEof { .. } => io::ErrorKind::UnexpectedEof,
-            CodecError::Budget(_) | CodecError::Pool(_) => io::ErrorKind::OutOfMemory,
+            CodecError::Budget(_) => io::ErrorKind::OutOfMemory,
             // An encoder's refusals and refused configurations: the caller's input, not the peer's.
             CodecError::ItemTooLong { .. }
             | CodecError::DelimiterInFrame { .. }
