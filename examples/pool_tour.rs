@@ -13,10 +13,11 @@ use tidegate::{BufPool, MemoryBudget};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = MemoryBudget::new(256 * 1024);
     let pool = BufPool::builder()
-        .budget(process.child(64 * 1024))
+        .budget(Some(process.child(64 * 1024)))
         .max_retained_bytes(128 * 1024)
         .leak_tracking(LeakTracking::All)
-        .build();
+        .build()
+        .unwrap();
 
     println!("== a fresh pool\n{:#?}\n", pool.metrics().total);
 
