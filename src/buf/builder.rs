@@ -159,9 +159,8 @@ impl BufPoolBuilder {
     /// use tidegate::buf::{BufPool, PoolError};
     ///
     /// assert_eq!(BufPool::builder().size_classes([]).build().unwrap_err(), PoolError::NoSizeClasses);
-    /// let err = BufPool::builder().max_retained_bytes(1024).thread_cache_bytes(4096).build()?;
+    /// let err = BufPool::builder().max_retained_bytes(1024).thread_cache_bytes(4096).build();
     /// assert!(matches!(err, Err(PoolError::ThreadCacheExceedsRetained { .. })));
-    /// # Ok::<(), tidegate::PoolError>(())
     /// ```
     pub fn build(&self) -> Result<BufPool, PoolError> {
         let mut sizes = self.size_classes.clone();
