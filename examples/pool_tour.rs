@@ -6,8 +6,9 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
+use tidegate::budget::MemoryBudget;
+use tidegate::buf::BufPool;
 use tidegate::buf::LeakTracking;
-use tidegate::{BufPool, MemoryBudget};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -16,8 +17,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .budget(Some(process.child(64 * 1024)))
         .max_retained_bytes(128 * 1024)
         .leak_tracking(LeakTracking::All)
-        .build()
-        .unwrap();
+        .build()?;
 
     println!("== a fresh pool\n{:#?}\n", pool.metrics().total);
 
