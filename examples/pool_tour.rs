@@ -6,17 +6,18 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
+use tidegate::budget::MemoryBudget;
+use tidegate::buf::BufPool;
 use tidegate::buf::LeakTracking;
-use tidegate::{BufPool, MemoryBudget};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let process = MemoryBudget::new(256 * 1024);
     let pool = BufPool::builder()
-        .budget(process.child(64 * 1024))
+        .budget(Some(process.child(64 * 1024)))
         .max_retained_bytes(128 * 1024)
         .leak_tracking(LeakTracking::All)
-        .build();
+        .build()?;
 
     println!("== a fresh pool\n{:#?}\n", pool.metrics().total);
 

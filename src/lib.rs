@@ -40,7 +40,7 @@
 //! use bytes::BufMut;
 //! use tidegate::BufPool;
 //!
-//! let pool = BufPool::builder().max_retained_bytes(1 << 20).build();
+//! let pool = BufPool::builder().max_retained_bytes(1 << 20).build()?;
 //! let mut buf = pool.try_acquire(4096).expect("no budget configured, so never refused");
 //! buf.put_slice(b"hello");
 //! let frame = buf.freeze();
@@ -50,6 +50,7 @@
 //! drop(shared); // last reference: the storage returns to the pool
 //! assert_eq!(pool.metrics().total.outstanding_buffers, 0);
 //! assert_eq!(pool.metrics().total.retained_bytes, 4096);
+//! # Ok::<(), tidegate::PoolError>(())
 //! ```
 //!
 //! ## Bounded outbound queues: [`watermark`]

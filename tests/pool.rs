@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
+use tidegate::budget::MemoryBudget;
 use tidegate::buf::{BufPool, LeakTracking, PoolError, PooledBuf};
-use tidegate::MemoryBudget;
 
 fn storage_addr(buf: &PooledBuf) -> usize {
     buf.as_ptr() as usize
@@ -69,7 +69,7 @@ fn storage_dropped_on_another_thread_is_reused() {
 
 #[test]
 fn storage_dropped_on_another_thread_is_reused_without_thread_caches() {
-    reused_after_drop_on_another_thread(BufPool::builder().thread_cache_bytes(0).build());
+    reused_after_drop_on_another_thread(BufPool::builder().thread_cache_bytes(0).build().unwrap());
 }
 
 #[test]
@@ -87,7 +87,7 @@ fn dropping_an_unfrozen_buffer_returns_it() {
 
 #[test]
 fn a_buffer_never_grows_beyond_its_class() {
-    let pool = BufPool::builder().size_classes([16]).build();
+    let pool = BufPool::builder().size_classes([16]).build().unwrap();
     let mut buf = pool.try_acquire(10).unwrap();
     assert_eq!((buf.capacity(), buf.remaining_mut()), (16, 16));
     buf.put_slice(&[7; 16]);
@@ -122,8 +122,9 @@ fn requests_above_the_largest_class_are_unpooled() {
     let budget = MemoryBudget::new(1 << 20);
     let pool = BufPool::builder()
         .size_classes([512, 4096])
-        .budget(budget.clone())
-        .build();
+        .budget(Some(budget.clone()))
+        .build()
+        .unwrap();
     let big = pool.try_acquire(10_000).unwrap();
     assert_eq!(big.capacity(), 10_000);
     assert_eq!(budget.used(), 10_000);
@@ -140,7 +141,8 @@ fn retained_memory_stays_under_the_cap() {
     let pool = BufPool::builder()
         .max_retained_bytes(64 * 1024)
         .thread_cache_bytes(16 * 1024)
-        .build();
+        .build()
+        .unwrap();
     let held: Vec<_> = (0..100).map(|_| pool.try_acquire(4096).unwrap()).collect();
     drop(held);
     let m = pool.metrics().total;
@@ -166,7 +168,8 @@ fn retained_counts_are_exact_across_the_thread_cache_and_the_shared_list() {
     let pool = BufPool::builder()
         .max_retained_bytes(64 * 1024)
         .thread_cache_bytes(8 * 1024)
-        .build();
+        .build()
+        .unwrap();
     let counts = |pool: &BufPool| {
         let class = pool.metrics().classes[1];
         (
@@ -226,7 +229,10 @@ fn the_peak_sampled_on_an_allocation_counts_every_threads_buffers() {
 #[test]
 fn lowering_the_cap_reaches_other_threads_caches_on_their_next_operation() {
     const WAIT: Duration = Duration::from_secs(30);
-    let pool = BufPool::builder().max_retained_bytes(1 << 20).build();
+    let pool = BufPool::builder()
+        .max_retained_bytes(1 << 20)
+        .build()
+        .unwrap();
     let (to_worker, worker_rx) = std::sync::mpsc::channel::<()>();
     let (to_main, main_rx) = std::sync::mpsc::channel::<()>();
     let worker = {
@@ -270,7 +276,8 @@ fn counts_stay_exact_when_more_threads_than_cache_slots_come_and_go() {
     let pool = BufPool::builder()
         .max_retained_bytes(64 * 1024)
         .thread_cache_bytes(16 * 1024)
-        .build();
+        .build()
+        .unwrap();
     const THREADS: usize = 8;
     const CYCLES: usize = 50;
     for _wave in 0..3 {
@@ -308,7 +315,7 @@ fn counts_stay_exact_when_more_threads_than_cache_slots_come_and_go() {
 
 #[test]
 fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
-    let pool = BufPool::builder().max_retained_bytes(0).build();
+    let pool = BufPool::builder().max_retained_bytes(0).build().unwrap();
     drop(pool.try_acquire(4096).unwrap());
     let m = pool.metrics().total;
     assert_eq!(
@@ -320,7 +327,10 @@ fn a_zero_cap_pool_keeps_nothing_but_still_counts() {
 #[test]
 fn the_budget_refuses_and_nothing_is_allocated() {
     let budget = MemoryBudget::new(8192);
-    let pool = BufPool::builder().budget(budget.clone()).build();
+    let pool = BufPool::builder()
+        .budget(Some(budget.clone()))
+        .build()
+        .unwrap();
     let a = pool.try_acquire(4096).unwrap();
     let b = pool.try_acquire(3000).unwrap();
     let err = pool.try_acquire(1).unwrap_err();
@@ -337,7 +347,10 @@ fn the_budget_refuses_and_nothing_is_allocated() {
 #[test]
 fn buffers_outlive_the_pool_handle() {
     let budget = MemoryBudget::new(1 << 20);
-    let pool = BufPool::builder().budget(budget.clone()).build();
+    let pool = BufPool::builder()
+        .budget(Some(budget.clone()))
+        .build()
+        .unwrap();
     let mut buf = pool.try_acquire(100).unwrap();
     buf.put_slice(b"still here");
     let frozen = buf.freeze();
@@ -358,7 +371,10 @@ fn buffers_outlive_the_pool_handle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_return_to_zero_after_a_concurrent_workload() {
     let budget = MemoryBudget::new(64 << 20);
-    let pool = BufPool::builder().budget(budget.clone()).build();
+    let pool = BufPool::builder()
+        .budget(Some(budget.clone()))
+        .build()
+        .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     let consumer = tokio::spawn(async move {
         let mut seen = 0usize;
@@ -409,7 +425,10 @@ async fn counters_return_to_zero_after_a_concurrent_workload() {
 async fn the_budget_holds_under_concurrent_acquire() {
     const BUFFERS: usize = 6;
     let budget = MemoryBudget::new(BUFFERS * 4096);
-    let pool = BufPool::builder().budget(budget.clone()).build();
+    let pool = BufPool::builder()
+        .budget(Some(budget.clone()))
+        .build()
+        .unwrap();
     let live = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -451,9 +470,12 @@ async fn the_budget_holds_under_concurrent_acquire() {
     assert!(budget.metrics().peak <= BUFFERS * 4096);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_cancelled_acquire_takes_nothing() {
-    let pool = BufPool::builder().max_outstanding_bytes(4096).build();
+    let pool = BufPool::builder()
+        .max_outstanding_bytes(4096)
+        .build()
+        .unwrap();
     let held = pool.acquire(4096).await.unwrap();
     let waited = tokio::time::timeout(Duration::from_millis(20), pool.acquire(4096)).await;
     assert!(waited.is_err());
@@ -465,7 +487,10 @@ async fn a_cancelled_acquire_takes_nothing() {
 
 #[test]
 fn leak_report_names_the_acquisition_site() {
-    let pool = BufPool::builder().leak_tracking(LeakTracking::All).build();
+    let pool = BufPool::builder()
+        .leak_tracking(LeakTracking::All)
+        .build()
+        .unwrap();
     let line = line!() + 1;
     let held = pool.try_acquire(2000).unwrap();
     drop(pool.try_acquire(10).unwrap()); // returned: not a leak
@@ -491,7 +516,8 @@ fn leak_report_names_the_acquisition_site() {
 fn sampled_tracking_records_one_in_n_with_a_backtrace() {
     let pool = BufPool::builder()
         .leak_tracking(LeakTracking::Sampled(NonZeroU32::new(4).unwrap()))
-        .build();
+        .build()
+        .unwrap();
     let held: Vec<_> = (0..8).map(|_| pool.try_acquire(64).unwrap()).collect();
     let report = pool.leak_report(Duration::ZERO);
     assert_eq!(report.outstanding_buffers, 8);
@@ -506,4 +532,112 @@ fn tracking_off_lists_nothing() {
     let _held = pool.try_acquire(64).unwrap();
     let report = pool.leak_report(Duration::ZERO);
     assert_eq!((report.outstanding_buffers, report.leaks.len()), (1, 0));
+}
+
+/// The chain an error reporter (`anyhow`'s `{:#}`, say) prints: each error's message, then its source's.
+fn chain(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    let mut messages = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        messages.push(err.to_string());
+        next = err.source();
+    }
+    messages
+}
+
+/// Asserts that every cause's text appears exactly once in the printed chain.
+fn assert_each_cause_printed_once(err: &(dyn std::error::Error + 'static)) {
+    let messages = chain(err);
+    let printed = messages.join(": ");
+    for message in &messages {
+        assert_eq!(
+            printed.matches(message.as_str()).count(),
+            1,
+            "{message:?} is printed more than once in {printed:?}"
+        );
+    }
+}
+
+#[test]
+fn a_refusal_prints_the_budgets_reason_once_in_its_chain() {
+    let pool = BufPool::builder()
+        .max_outstanding_bytes(4096)
+        .build()
+        .unwrap();
+    let _held = pool.try_acquire(4096).unwrap();
+    for err in [
+        pool.try_acquire(4096).unwrap_err(),    // exhausted
+        pool.try_acquire(1 << 20).unwrap_err(), // exceeds the limit
+    ] {
+        let messages = chain(&err);
+        assert_eq!(
+            messages.len(),
+            2,
+            "the pool's refusal, then the budget's reason: {messages:?}"
+        );
+        assert_each_cause_printed_once(&err);
+        let io = std::io::Error::from(err);
+        assert_eq!(
+            io.kind(),
+            std::io::ErrorKind::OutOfMemory,
+            "a refusal is not WouldBlock"
+        );
+        assert_each_cause_printed_once(&io);
+    }
+}
+
+#[test]
+fn build_refuses_configurations_that_cannot_work() {
+    assert_eq!(
+        BufPool::builder().size_classes([]).build().unwrap_err(),
+        PoolError::NoSizeClasses
+    );
+    assert_eq!(
+        BufPool::builder()
+            .size_classes([512, 0])
+            .build()
+            .unwrap_err(),
+        PoolError::ZeroSizeClass
+    );
+    let err = BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(128 * 1024)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PoolError::ThreadCacheExceedsRetained {
+            thread_cache_bytes: 128 * 1024,
+            max_retained_bytes: 64 * 1024
+        }
+    );
+    assert_eq!(
+        std::io::Error::from(err).kind(),
+        std::io::ErrorKind::InvalidInput
+    );
+    // The default thread cache only shrinks away under a small cap; a pass-through pool stays valid.
+    assert!(BufPool::builder().max_retained_bytes(0).build().is_ok());
+    assert!(BufPool::builder()
+        .max_retained_bytes(64 * 1024)
+        .thread_cache_bytes(0)
+        .build()
+        .is_ok());
+    let pool = BufPool::builder()
+        .size_classes([4096, 512, 4096])
+        .build()
+        .unwrap();
+    assert_eq!(pool.size_classes(), vec![512, 4096]);
+}
+
+#[test]
+fn a_budget_set_to_none_is_removed() {
+    let budget = MemoryBudget::new(1024);
+    let pool = BufPool::builder()
+        .budget(Some(budget.clone()))
+        .budget(None)
+        .build()
+        .unwrap();
+    assert!(pool.budget().is_none());
+    drop(pool.try_acquire(4096).unwrap());
+    assert_eq!(budget.metrics().granted, 0);
 }

@@ -84,12 +84,15 @@ fn allocations() -> usize {
 fn live_allocations_follow_the_pools() {
     // The first spawn, and the first blocking `recv` on this thread, set up state in std that stays for the life of
     // the process or thread: do both before measuring.
+    // The warm-up thread is joined: until it has exited (its thread-locals destroyed, its handle dropped) it frees
+    // memory on its own schedule, and a measurement taken meanwhile sees the count drop later (`left: -104`).
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
+    let warm_up = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(10));
         tx.send(()).unwrap();
     });
     rx.recv_timeout(WAIT).unwrap();
+    warm_up.join().unwrap();
 
     cycles_leave_nothing_beyond_retained_bytes_and_nothing_after_the_pool();
     a_dropped_pools_idle_storage_goes_on_the_threads_next_operation();
@@ -106,7 +109,10 @@ fn cycles_leave_nothing_beyond_retained_bytes_and_nothing_after_the_pool() {
     // 64-bit targets, allowed 64 here.
     const BLOCK_HEADER: isize = 64;
     let before = live();
-    let pool = BufPool::builder().max_retained_bytes(MAX_RETAINED).build();
+    let pool = BufPool::builder()
+        .max_retained_bytes(MAX_RETAINED)
+        .build()
+        .unwrap();
     let with_empty_pool = live();
 
     // Two workers; the first stays alive (its thread cache too) until we have measured.
@@ -233,7 +239,7 @@ fn a_pool_dropped_on_a_caching_thread_frees_that_threads_cache_at_once() {
 /// one buffer keeps the pool's internals alive: nobody can acquire it again.
 fn storage_coming_back_after_the_pool_is_dropped_is_freed() {
     let before = live();
-    let pool = BufPool::builder().thread_cache_bytes(0).build();
+    let pool = BufPool::builder().thread_cache_bytes(0).build().unwrap();
     let with_empty_pool = live();
     let mut held: Vec<_> = (0..17)
         .map(|_| pool.try_acquire(CACHED_SIZE).unwrap())
@@ -258,7 +264,8 @@ fn an_allocation_miss_allocates_the_block_and_nothing_else() {
     for thread_cache_bytes in [0, 256 * 1024] {
         let pool = BufPool::builder()
             .thread_cache_bytes(thread_cache_bytes)
-            .build();
+            .build()
+            .unwrap();
         drop(pool.try_acquire(4096).unwrap()); // creates this thread's cache, if any
         let hit = pool.try_acquire(4096).unwrap();
         let before = allocations();

@@ -19,6 +19,7 @@
 /// );
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum BudgetError {
     /// The bytes do not fit right now; they may fit once other reservations are dropped.
     #[error("memory budget exhausted: {requested} bytes requested while {used} of {limit} bytes are in use")]
@@ -40,6 +41,8 @@ pub enum BudgetError {
     },
 }
 
+/// Always [`OutOfMemory`](std::io::ErrorKind::OutOfMemory), never `WouldBlock`: an I/O loop that retries on
+/// `WouldBlock` would spin instead of waiting for the bytes.
 impl From<BudgetError> for std::io::Error {
     fn from(err: BudgetError) -> Self {
         std::io::Error::new(std::io::ErrorKind::OutOfMemory, err)

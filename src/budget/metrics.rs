@@ -14,6 +14,7 @@
 /// assert_eq!((m.used, m.peak, m.granted), (0, 70, 1));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct BudgetMetrics {
     /// The limit in bytes (`usize::MAX` when unlimited).
     pub limit: usize,

@@ -5,7 +5,7 @@
 //! nanoseconds per freeze in `benches/pool.rs`). The block stays with its storage through the thread caches, the
 //! shared lists and the buffers, so its header is allocated once per block, not once per acquire.
 
-use super::pool::PoolInner;
+use super::inner::PoolInner;
 use super::pool_ref::Unit;
 
 pub(super) struct Block {

@@ -29,6 +29,7 @@ pub enum LeakTracking {
 
 /// An outstanding buffer listed by a [`LeakReport`].
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LeakedBuf {
     /// The buffer's capacity.
     pub capacity: usize,
@@ -43,6 +44,7 @@ pub struct LeakedBuf {
 /// Outstanding buffers older than a given age, oldest first, from
 /// [`BufPool::leak_report`](super::BufPool::leak_report).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct LeakReport {
     /// The pool's tracking mode: with `Off` the report lists nothing.
     pub tracking: LeakTracking,

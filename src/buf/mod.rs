@@ -8,7 +8,7 @@
 //! Two caps keep the pool bounded:
 //!
 //! * `max_retained_bytes` bounds idle memory: storage returned beyond it is freed.
-//! * an optional [`MemoryBudget`](crate::MemoryBudget) is charged for every outstanding buffer, so the pool refuses
+//! * an optional [`MemoryBudget`](crate::budget::MemoryBudget) is charged for every outstanding buffer, so the pool refuses
 //!   (or, with [`BufPool::acquire`], waits) instead of growing past it.
 //!
 //! [`BufPool::leak_report`] lists the buffers that have been out for too long and where they were acquired.
@@ -17,10 +17,11 @@
 //!
 //! ```
 //! use bytes::BufMut;
-//! use tidegate::{BufPool, MemoryBudget};
+//! use tidegate::budget::MemoryBudget;
+//! use tidegate::buf::BufPool;
 //!
 //! let budget = MemoryBudget::new(8 * 1024);
-//! let pool = BufPool::builder().budget(budget.clone()).build();
+//! let pool = BufPool::builder().budget(Some(budget.clone())).build()?;
 //!
 //! let mut a = pool.try_acquire(4096).unwrap();
 //! a.put_slice(b"ping");
@@ -33,24 +34,29 @@
 //! assert_eq!(&frame[..], b"ping");
 //! drop(frame);
 //! assert_eq!(budget.used(), 0);
+//! # Ok::<(), tidegate::PoolError>(())
 //! ```
 
 mod block;
+mod builder;
 mod cache_slot;
 mod class;
 mod error;
+mod inner;
 mod leak;
 mod metrics;
 mod pool;
 mod pool_ref;
 mod pooled;
+mod shared;
 mod thread_cache;
+mod unpooled;
 
+pub use builder::{
+    BufPoolBuilder, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES, DEFAULT_THREAD_CACHE_BYTES,
+};
 pub use error::PoolError;
 pub use leak::{LeakReport, LeakTracking, LeakedBuf};
 pub use metrics::{ClassMetrics, PoolMetrics, PoolTotals};
-pub use pool::{
-    BufPool, BufPoolBuilder, DEFAULT_MAX_RETAINED_BYTES, DEFAULT_SIZE_CLASSES,
-    DEFAULT_THREAD_CACHE_BYTES,
-};
+pub use pool::BufPool;
 pub use pooled::PooledBuf;

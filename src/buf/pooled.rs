@@ -8,7 +8,7 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 
 use super::block::Block;
-use super::pool::PoolInner;
+use super::inner::PoolInner;
 
 /// A fixed-capacity buffer from a [`BufPool`](super::BufPool).
 ///

@@ -25,8 +25,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use super::block::Block;
 use super::cache_slot::CacheStats;
 use super::class::{bump_owned, unbump_owned};
-use super::pool::{shelve, PoolInner};
+use super::inner::PoolInner;
 use super::pool_ref::PoolRef;
+use super::shared::shelve;
 
 /// Reference units a cache takes from the shared count at a time, to lend blocks with.
 const UNIT_BATCH: usize = 64;
