@@ -72,7 +72,9 @@ fn every_field_width_in_both_byte_orders() {
             assert_all_splits(make, &wire, &[b"hello"]);
             // The encoder writes exactly that header.
             let mut dst = BytesMut::new();
-            make().encode(&b"hello"[..], &mut dst).unwrap();
+            make()
+                .encode(Bytes::from_static(b"hello"), &mut dst)
+                .unwrap();
             assert_eq!(&dst[..], &wire[..], "width {width} big {big}");
         }
     }
@@ -336,7 +338,7 @@ fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
     let mut dst = BytesMut::new();
     let mut codec = be4(8);
     assert!(matches!(
-        codec.encode(&b"12345"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"12345"), &mut dst),
         Err(CodecError::ItemTooLong { len: 9, max: 8 })
     ));
     let mut codec = LengthFieldCodec::builder()
@@ -345,7 +347,7 @@ fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
         .build()
         .unwrap();
     assert!(matches!(
-        codec.encode(&b"a"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"a"), &mut dst),
         Err(CodecError::LengthNotRepresentable {
             len: 1,
             value: -1,
