@@ -28,11 +28,11 @@ use crate::budget::BudgetError;
 ///
 /// ```
 /// use std::io;
-/// use bytes::BytesMut;
+/// use bytes::{Bytes, BytesMut};
 /// use tidegate::codec::{CodecError, LineCodec};
 /// use tokio_util::codec::Encoder;
 ///
-/// let err = LineCodec::new(4).encode(&b"too long"[..], &mut BytesMut::new()).unwrap_err();
+/// let err = LineCodec::new(4).encode(Bytes::from_static(b"too long"), &mut BytesMut::new()).unwrap_err();
 /// assert!(matches!(err, CodecError::ItemTooLong { len: 8, max: 4 }));
 /// assert_eq!(io::Error::from(err).kind(), io::ErrorKind::InvalidInput);
 /// ```

@@ -42,6 +42,8 @@ use super::{CodecError, LengthFieldCodec, OversizePolicy};
 /// assert_eq!(codec.decode(&mut buf)?.unwrap(), &b"\x01\x02\x07\x00\x00hi"[..]);
 /// # Ok::<(), tidegate::codec::CodecError>(())
 /// ```
+///
+#[doc = include_str!("length_conversions.md")]
 #[derive(Debug, Clone)]
 pub struct LengthFieldCodecBuilder {
     max: Option<usize>,
