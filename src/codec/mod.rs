@@ -14,6 +14,14 @@
 //! | [`Capped`] | whatever the wrapped decoder produces | caps the bytes each frame takes, returned whole or still arriving |
 //! | [`FrameReader`] | a `Stream` of any decoder's frames | charges an optional [`MemoryBudget`](crate::budget::MemoryBudget) for its buffer |
 //!
+//! Every codec is configured the same way: `X::builder()` ([`LengthFieldCodecBuilder`], [`LineCodecBuilder`],
+//! [`DelimiterCodecBuilder`], [`CappedBuilder`]) with a required `max_frame_length`, `oversize_policy` and
+//! `skip_hook`, then `build()`; `X::new(.., max)` is the short form with the defaults; on the codec,
+//! `max_frame_length()` / `set_max_frame_length(..)` and `oversize_policy()` / `set_oversize_policy(..)` change
+//! the limits live. [`LengthFieldCodecBuilder`] also shows how to carry over a tokio-util `LengthDelimitedCodec`
+//! or a Netty `LengthFieldBasedFrameDecoder` configuration. Errors come out as [`CodecError`], or inside the
+//! wrapped decoder's error type for [`Capped`]: [`CodecError::find`] reaches them either way.
+//!
 //! Frames never depend on how the peer's bytes were split between reads: each decoder gives what it would give
 //! on the whole stream at once. Memory held by a decoder's buffer is at most its maximum plus one read. A frame
 //! shares the read buffer's allocation when that is cheap and small; a small frame cut from a large allocation is
