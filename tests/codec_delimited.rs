@@ -59,7 +59,11 @@ fn delimiter_too_long_then_valid_under_each_policy() {
     let out = whole(&mut delims(4), wire);
     assert!(out.frames.is_empty());
     assert!(matches!(out.error, Some(CodecError::FrameTooLong { .. })));
-    let skip = || delims(4).with_policy(OversizePolicy::Skip);
+    let skip = || {
+        let mut codec = delims(4);
+        codec.set_oversize_policy(OversizePolicy::Skip);
+        codec
+    };
     assert_all_splits(skip, wire, &[b"ok"]);
     let mut codec = skip();
     whole(&mut codec, wire);
@@ -69,7 +73,8 @@ fn delimiter_too_long_then_valid_under_each_policy() {
 
 #[test]
 fn skip_keeps_only_a_possible_delimiter_prefix_buffered() {
-    let mut codec = delims(4).with_policy(OversizePolicy::Skip);
+    let mut codec = delims(4);
+    codec.set_oversize_policy(OversizePolicy::Skip);
     let mut buf = BytesMut::new();
     for _ in 0..1000 {
         buf.extend_from_slice(b"xxxxxxxxx|");
@@ -115,16 +120,16 @@ fn delimiter_encoder_refuses_frames_that_would_not_decode_back() {
     let mut codec = DelimiterCodec::new([&b"||"[..], b";"], 8).unwrap();
     let mut dst = BytesMut::new();
     assert!(matches!(
-        codec.encode(&b"a;b"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"a;b"), &mut dst),
         Err(CodecError::DelimiterInFrame { position: 1 })
     ));
     // "a|" followed by "||" contains "||" at byte 1.
     assert!(matches!(
-        codec.encode(&b"a|"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"a|"), &mut dst),
         Err(CodecError::DelimiterInFrame { position: 1 })
     ));
     assert!(matches!(
-        codec.encode(&b"123456789"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"123456789"), &mut dst),
         Err(CodecError::ItemTooLong { len: 9, max: 8 })
     ));
     assert!(dst.is_empty());
@@ -133,7 +138,7 @@ fn delimiter_encoder_refuses_frames_that_would_not_decode_back() {
     // A delimiter that could start inside the frame and run past the first one is refused too.
     let mut codec = DelimiterCodec::new([&b"b"[..], b"abc"], 8).unwrap();
     assert!(matches!(
-        codec.encode(&b"xa"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"xa"), &mut dst),
         Err(CodecError::DelimiterInFrame { position: 1 })
     ));
 }
@@ -188,7 +193,13 @@ fn line_too_long_then_valid_under_each_policy() {
     let wire = b"this line is too long\r\nok\n";
     let out = whole(&mut LineCodec::new(4), wire);
     assert!(out.frames.is_empty() && out.error.is_some());
-    let skip = || LineCodec::new(4).with_policy(OversizePolicy::Skip);
+    let skip = || {
+        LineCodec::builder()
+            .max_frame_length(4)
+            .oversize_policy(OversizePolicy::Skip)
+            .build()
+            .unwrap()
+    };
     assert_all_splits(skip, wire, &[b"ok"]);
     let mut codec = skip();
     let out = feed(&mut codec, &[&wire[..10], &wire[10..]]);
@@ -231,15 +242,15 @@ fn line_encoder_refusals() {
     let mut codec = LineCodec::new(4);
     let mut dst = BytesMut::new();
     assert!(matches!(
-        codec.encode(&b"a\nb"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"a\nb"), &mut dst),
         Err(CodecError::DelimiterInFrame { position: 1 })
     ));
     assert!(matches!(
-        codec.encode(&b"ab\r"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"ab\r"), &mut dst),
         Err(CodecError::DelimiterInFrame { position: 2 })
     ));
     assert!(matches!(
-        codec.encode(&b"abcde"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"abcde"), &mut dst),
         Err(CodecError::ItemTooLong { len: 5, max: 4 })
     ));
     assert!(dst.is_empty());

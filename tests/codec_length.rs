@@ -72,7 +72,9 @@ fn every_field_width_in_both_byte_orders() {
             assert_all_splits(make, &wire, &[b"hello"]);
             // The encoder writes exactly that header.
             let mut dst = BytesMut::new();
-            make().encode(&b"hello"[..], &mut dst).unwrap();
+            make()
+                .encode(Bytes::from_static(b"hello"), &mut dst)
+                .unwrap();
             assert_eq!(&dst[..], &wire[..], "width {width} big {big}");
         }
     }
@@ -336,7 +338,7 @@ fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
     let mut dst = BytesMut::new();
     let mut codec = be4(8);
     assert!(matches!(
-        codec.encode(&b"12345"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"12345"), &mut dst),
         Err(CodecError::ItemTooLong { len: 9, max: 8 })
     ));
     let mut codec = LengthFieldCodec::builder()
@@ -345,7 +347,7 @@ fn encoder_refuses_too_long_and_unrepresentable_frames_without_writing() {
         .build()
         .unwrap();
     assert!(matches!(
-        codec.encode(&b"a"[..], &mut dst),
+        codec.encode(Bytes::from_static(b"a"), &mut dst),
         Err(CodecError::LengthNotRepresentable {
             len: 1,
             value: -1,
@@ -380,4 +382,57 @@ fn small_frame_from_a_large_buffer_is_copied_out() {
     let out = feed(&mut codec, &[b"\x00\x00\x00\x02hi"]);
     assert_eq!(out.frames.len(), 1);
     assert_eq!(codec.metrics().copied_frames, 0);
+}
+
+/// The header check compares the field value once against a precomputed range; every value at and around both ends
+/// of that range, for each width and an adjustment of each sign, gets the answer the definition gives.
+#[test]
+fn header_values_at_the_edges_of_the_accepted_range() {
+    for width in [1usize, 2, 3, 4, 8] {
+        for adjustment in [-(width as i64) - 2, -1, 0, 3] {
+            let offset = 2;
+            let header = offset + width;
+            let max = header + 40;
+            let build = || {
+                LengthFieldCodec::builder()
+                    .max_frame_length(max)
+                    .length_field_offset(offset)
+                    .length_field_width(width)
+                    .length_adjustment(adjustment)
+                    .strip(0)
+                    .build()
+            };
+            if build().is_err() {
+                continue; // a layout the builder refuses (e.g. every frame shorter than its header)
+            }
+            // Values from below the smallest valid one to above the largest.
+            let lowest = (-adjustment).max(0) as u64;
+            let highest = (max as i64 - header as i64 - adjustment) as u64;
+            for value in lowest.saturating_sub(2)..=highest + 2 {
+                let frame_len = header as i64 + value as i64 + adjustment;
+                let mut wire = vec![0xAA; offset];
+                wire.extend_from_slice(&value.to_be_bytes()[8 - width..]);
+                wire.resize(header.max(frame_len.max(0) as usize), 0x55);
+                let got = build().unwrap().decode(&mut BytesMut::from(&wire[..]));
+                match got {
+                    Ok(Some(frame)) => {
+                        assert!(
+                            (header as i64..=max as i64).contains(&frame_len),
+                            "{width} {adjustment} {value}"
+                        );
+                        assert_eq!(frame.len() as i64, frame_len);
+                    }
+                    Err(CodecError::FrameShorterThanHeader { frame_len: l, .. }) => {
+                        assert!(frame_len < header as i64, "{width} {adjustment} {value}");
+                        assert_eq!(l, i128::from(frame_len));
+                    }
+                    Err(CodecError::FrameTooLong { len, max: m }) => {
+                        assert!(frame_len > max as i64, "{width} {adjustment} {value}");
+                        assert_eq!((len, m), (frame_len as u64, max));
+                    }
+                    other => panic!("{width} {adjustment} {value}: {other:?}"),
+                }
+            }
+        }
+    }
 }

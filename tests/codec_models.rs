@@ -200,7 +200,12 @@ proptest! {
         policy in policy(),
         cuts in cuts(),
     ) {
-        let mut codec = DelimiterCodec::new(&delims, max).unwrap().with_policy(policy);
+        let mut codec = DelimiterCodec::builder()
+            .delimiters(&delims)
+            .max_frame_length(max)
+            .oversize_policy(policy)
+            .build()
+            .unwrap();
         let longest = delims.iter().map(Vec::len).max().unwrap();
         let out = run(&mut codec, &wire, &cuts, max + longest - 1);
         check(&delimiter_model(&wire, &delims, max, policy), &out.frames, &out.error, codec.metrics())?;
@@ -215,7 +220,12 @@ proptest! {
         policy in policy(),
         cuts in cuts(),
     ) {
-        let mut codec = DelimiterCodec::new(&delims, max).unwrap().with_policy(policy);
+        let mut codec = DelimiterCodec::builder()
+            .delimiters(&delims)
+            .max_frame_length(max)
+            .oversize_policy(policy)
+            .build()
+            .unwrap();
         let longest = delims.iter().map(Vec::len).max().unwrap();
         let out = run(&mut codec, &wire, &cuts, max + longest - 1);
         check(&delimiter_model(&wire, &delims, max, policy), &out.frames, &out.error, codec.metrics())?;
@@ -260,7 +270,7 @@ proptest! {
         policy in policy(),
         cuts in cuts(),
     ) {
-        let mut codec = LineCodec::new(max).with_policy(policy);
+        let mut codec = LineCodec::builder().max_frame_length(max).oversize_policy(policy).build().unwrap();
         // A line of `max` bytes and a '\r' that may start "\r\n".
         let out = run(&mut codec, &wire, &cuts, max + 1);
         check(&line_model(&wire, max, policy), &out.frames, &out.error, codec.metrics())?;
@@ -500,7 +510,11 @@ proptest! {
     ) {
         let mut codec = match policy {
             OversizePolicy::Fail => Capped::new(Semicolons::default(), max),
-            _ => Capped::new_skipping(Semicolons::default(), max),
+            _ => Capped::builder(Semicolons::default())
+                .max_frame_length(max)
+                .oversize_policy(policy)
+                .build()
+                .unwrap(),
         };
         let out = run(&mut codec, &wire, &cuts, max);
         check(&capped_model(&wire, max, policy), &out.frames, &out.error, codec.metrics())?;
@@ -524,7 +538,7 @@ proptest! {
         let mut wire = BytesMut::new();
         let mut accepted = Vec::new();
         for f in frames {
-            if codec.encode(&f[..], &mut wire).is_ok() {
+            if codec.encode(Bytes::copy_from_slice(&f[..]), &mut wire).is_ok() {
                 accepted.push(f);
             }
         }

@@ -28,8 +28,12 @@ async fn capped_fails_an_unbounded_decoder_and_stays_failed() {
 #[tokio::test]
 async fn capped_skip_drops_the_buffer_and_goes_on() {
     let inner = LineCodec::new(usize::MAX); // effectively uncapped
-    let mut codec = Capped::new_skipping(inner, 4);
-    assert_eq!(codec.policy(), OversizePolicy::Skip);
+    let mut codec = Capped::builder(inner)
+        .max_frame_length(4)
+        .oversize_policy(OversizePolicy::Skip)
+        .build()
+        .unwrap();
+    assert_eq!(codec.oversize_policy(), OversizePolicy::Skip);
     let mut buf = BytesMut::from(&b"toolong"[..]);
     assert!(codec.decode(&mut buf).unwrap().is_none());
     assert!(buf.is_empty());
@@ -39,7 +43,7 @@ async fn capped_skip_drops_the_buffer_and_goes_on() {
     assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
     let m = codec.metrics();
     assert_eq!((m.too_long, m.discarded_bytes, m.frames), (1, 8, 1));
-    assert_eq!(codec.get_ref().max_line_length(), usize::MAX);
+    assert_eq!(codec.get_ref().max_frame_length(), usize::MAX);
 }
 
 #[tokio::test]
@@ -145,7 +149,11 @@ async fn frame_reader_budget_that_can_never_fit_is_fatal() {
 
 #[tokio::test]
 async fn frame_reader_skip_is_not_fatal_but_decode_errors_are() {
-    let codec = LineCodec::new(3).with_policy(OversizePolicy::Skip);
+    let codec = LineCodec::builder()
+        .max_frame_length(3)
+        .oversize_policy(OversizePolicy::Skip)
+        .build()
+        .unwrap();
     let frames: Vec<_> = FrameReader::new(&b"a\ntoolong\nb\n"[..], codec)
         .collect()
         .await;

@@ -2,7 +2,7 @@
 
 mod codec_support;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use codec_support::{assert_all_splits, feed, whole};
 use tidegate::codec::{
     Capped, CodecError, DelimiterCodec, LengthFieldCodec, LineCodec, OversizePolicy,
@@ -19,9 +19,12 @@ fn a_longer_delimiter_starting_earlier_wins_at_every_split() {
 #[test]
 fn skip_does_not_discard_a_valid_frame_behind_a_shared_prefix() {
     let make = || {
-        DelimiterCodec::new([&b"\r\n\r\n"[..], b"\n"], 3)
+        DelimiterCodec::builder()
+            .delimiters([&b"\r\n\r\n"[..], b"\n"])
+            .max_frame_length(3)
+            .oversize_policy(OversizePolicy::Skip)
+            .build()
             .unwrap()
-            .with_policy(OversizePolicy::Skip)
     };
     // "toolong" ends at the first "\r\n\r\n"; "ok" is a frame of its own.
     let wire = b"toolong\r\n\r\nok\n";
@@ -50,7 +53,11 @@ fn capped_never_returns_a_frame_over_its_max() {
     assert_eq!(codec.metrics().too_long, 1);
 
     let inner = AnyDelimiterCodec::new(b";".to_vec(), vec![]);
-    let mut codec = Capped::new_skipping(inner, 4);
+    let mut codec = Capped::builder(inner)
+        .max_frame_length(4)
+        .oversize_policy(OversizePolicy::Skip)
+        .build()
+        .unwrap();
     let mut buf = BytesMut::from(&b"far-too-long;ok;"[..]);
     assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
     let m = codec.metrics();
@@ -59,7 +66,13 @@ fn capped_never_returns_a_frame_over_its_max() {
 
 #[test]
 fn capped_skip_drops_the_rest_of_the_oversize_frame_at_every_split() {
-    let make = || Capped::new_skipping(LineCodec::new(usize::MAX), 4);
+    let make = || {
+        Capped::builder(LineCodec::new(usize::MAX))
+            .max_frame_length(4)
+            .oversize_policy(OversizePolicy::Skip)
+            .build()
+            .unwrap()
+    };
     assert_all_splits(make, b"a\nfar too long\nok\n", &[b"a", b"ok"]);
 }
 
@@ -95,21 +108,21 @@ fn encoder_refusals_are_the_callers_fault_decoder_refusals_the_peers() {
     let mut dst = BytesMut::new();
     let refused: Vec<CodecError> = vec![
         LengthFieldCodec::new(8)
-            .encode(&b"12345"[..], &mut dst)
+            .encode(Bytes::from_static(b"12345"), &mut dst)
             .unwrap_err(),
         LineCodec::new(4)
-            .encode(&b"12345"[..], &mut dst)
+            .encode(Bytes::from_static(b"12345"), &mut dst)
             .unwrap_err(),
         LineCodec::new(4)
-            .encode(&b"a\nb"[..], &mut dst)
+            .encode(Bytes::from_static(b"a\nb"), &mut dst)
             .unwrap_err(),
         DelimiterCodec::new([";"], 4)
             .unwrap()
-            .encode(&b"12345"[..], &mut dst)
+            .encode(Bytes::from_static(b"12345"), &mut dst)
             .unwrap_err(),
         DelimiterCodec::new([";"], 4)
             .unwrap()
-            .encode(&b"a;"[..], &mut dst)
+            .encode(Bytes::from_static(b"a;"), &mut dst)
             .unwrap_err(),
     ];
     assert!(dst.is_empty());

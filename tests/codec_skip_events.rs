@@ -30,9 +30,9 @@ async fn framed_read_users_hear_of_every_skip() {
         .max_frame_length(8)
         .length_field_width(2)
         .oversize_policy(OversizePolicy::Skip)
+        .skip_hook(hook)
         .build()
-        .unwrap()
-        .with_skip_hook(hook);
+        .unwrap();
     let wire = b"\x00\x01a\x00\x0a0123456789\x00\x01b\x00\x07xxxxxxx";
     let frames: Vec<_> = FramedRead::new(&wire[..], codec).collect().await;
     let frames: Vec<_> = frames.into_iter().map(Result::unwrap).collect();
@@ -43,9 +43,12 @@ async fn framed_read_users_hear_of_every_skip() {
 #[tokio::test(start_paused = true)]
 async fn frame_reader_users_hear_of_every_skip_and_the_stream_goes_on() {
     let (log, hook) = recorder();
-    let codec = LineCodec::new(4)
-        .with_policy(OversizePolicy::Skip)
-        .with_skip_hook(hook);
+    let codec = LineCodec::builder()
+        .max_frame_length(4)
+        .oversize_policy(OversizePolicy::Skip)
+        .skip_hook(hook)
+        .build()
+        .unwrap();
     let (mut tx, rx) = tokio::io::duplex(64);
     let mut lines = FrameReader::new(rx, codec);
     let writer = tokio::spawn(async move {
@@ -73,16 +76,24 @@ fn delimiter_and_capped_hooks_fire_once_per_skipped_frame() {
     use tokio_util::codec::Decoder;
 
     let (log, hook) = recorder();
-    let mut codec = DelimiterCodec::new(["||"], 3)
-        .unwrap()
-        .with_policy(OversizePolicy::Skip)
-        .with_skip_hook(hook);
+    let mut codec = DelimiterCodec::builder()
+        .delimiters(["||"])
+        .max_frame_length(3)
+        .oversize_policy(OversizePolicy::Skip)
+        .skip_hook(hook)
+        .build()
+        .unwrap();
     let mut buf = BytesMut::from(&b"toolong||ok||"[..]);
     assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
     assert_eq!(log.lock().unwrap()[..], [(7, 3)]);
 
     let (log, hook) = recorder();
-    let mut codec = Capped::new_skipping(LinesCodec::new(), 4).with_skip_hook(hook);
+    let mut codec = Capped::builder(LinesCodec::new())
+        .max_frame_length(4)
+        .oversize_policy(OversizePolicy::Skip)
+        .skip_hook(hook)
+        .build()
+        .unwrap();
     let mut buf = BytesMut::from(&b"abcdefgh"[..]);
     assert!(codec.decode(&mut buf).unwrap().is_none());
     buf.extend_from_slice(b"ij\nok\n");
@@ -93,7 +104,11 @@ fn delimiter_and_capped_hooks_fire_once_per_skipped_frame() {
 
     // Under Fail the hook is not called: the error is the report.
     let (log, hook) = recorder();
-    let mut codec = LineCodec::new(2).with_skip_hook(hook);
+    let mut codec = LineCodec::builder()
+        .max_frame_length(2)
+        .skip_hook(hook)
+        .build()
+        .unwrap();
     assert!(codec.decode(&mut BytesMut::from(&b"long\n"[..])).is_err());
     assert!(log.lock().unwrap().is_empty());
 }

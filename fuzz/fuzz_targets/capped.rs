@@ -5,7 +5,7 @@ mod common;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tidegate::codec::Capped;
+use tidegate::codec::{Capped, OversizePolicy};
 use tokio_util::codec::{AnyDelimiterCodec, Decoder};
 
 /// Adapts AnyDelimiterCodec's error type to the shared runner (which only needs `Item = Bytes`).
@@ -27,7 +27,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let max = usize::from(a & 0x7f);
     let inner = Inner(AnyDelimiterCodec::new(b";\n".to_vec(), vec![]));
-    let mut codec = if a & 0x80 != 0 { Capped::new_skipping(inner, max) } else { Capped::new(inner, max) };
+    let mut codec = if a & 0x80 != 0 {
+        match Capped::builder(inner).max_frame_length(max).oversize_policy(OversizePolicy::Skip).build() {
+            Ok(codec) => codec,
+            Err(err) => unreachable!("the maximum is set: {err}"),
+        }
+    } else {
+        Capped::new(inner, max)
+    };
     // A frame takes at most `max` bytes on the wire (its delimiter included), even when one read brings it whole,
     // and at most `max` bytes of an unfinished one stay buffered.
     common::run(&mut codec, rest, max, max);

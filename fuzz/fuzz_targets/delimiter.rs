@@ -15,11 +15,15 @@ fuzz_target!(|data: &[u8]| {
     let delimiters: Vec<&[u8]> = (0..7).filter(|i| a & (1 << i) != 0).map(|i| all[i]).collect();
     let max = usize::from(b);
     let policy = if a & 0x80 != 0 { OversizePolicy::Skip } else { OversizePolicy::Fail };
-    let Ok(codec) = DelimiterCodec::new(&delimiters, max) else {
+    let Ok(mut codec) = DelimiterCodec::builder()
+        .delimiters(&delimiters)
+        .max_frame_length(max)
+        .oversize_policy(policy)
+        .build()
+    else {
         assert!(delimiters.is_empty());
         return;
     };
-    let mut codec = codec.with_policy(policy);
     // Beyond the max, only a possible delimiter prefix (at most 3 bytes) may stay buffered.
     common::run(&mut codec, rest, max, max + 3);
 });

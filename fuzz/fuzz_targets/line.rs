@@ -12,7 +12,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let max = usize::from(a & 0x7f);
     let policy = if a & 0x80 != 0 { OversizePolicy::Skip } else { OversizePolicy::Fail };
-    let mut codec = LineCodec::new(max).with_policy(policy);
+    let Ok(mut codec) = LineCodec::builder().max_frame_length(max).oversize_policy(policy).build() else {
+        unreachable!("the maximum is set");
+    };
     // A line of `max` bytes plus a '\r' that may start "\r\n".
     common::run(&mut codec, rest, max, max + 1);
 });

@@ -6,10 +6,10 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::skip_hook::SkipHook;
-use super::{CodecError, CodecMetrics, OversizePolicy};
+use super::{CappedBuilder, CodecError, CodecMetrics, OversizePolicy};
 
 /// A decoder's initial state and how to copy it.
-type Restart<D> = (D, fn(&D) -> D);
+pub(super) type Restart<D> = (D, fn(&D) -> D);
 
 /// Wraps any [`Decoder`] and limits the bytes one frame may take: this is how a frame-size limit is put on a
 /// protocol decoder that has none.
@@ -22,17 +22,19 @@ type Restart<D> = (D, fn(&D) -> D);
 ///
 /// * [`OversizePolicy::Fail`] returns [`CodecError::FrameTooLong`] (inside the inner error type, through
 ///   `io::Error`) and every later call fails with [`CodecError::Failed`].
-/// * [`OversizePolicy::Skip`] ([`Capped::new_skipping`]) drops the frame and goes on. A frame returned whole is just
+/// * [`OversizePolicy::Skip`] ([`CappedBuilder::oversize_policy`]) drops the frame and goes on. A frame returned whole is just
 ///   dropped. A frame found oversize while it arrives is dropped as it arrives: the bytes held are thrown away, the
 ///   inner decoder restarts from a copy of its initial state (so no offset it kept into the old buffer survives) and
 ///   is handed the following bytes, and the first item it produces after that is taken as the rest of the oversize
 ///   frame and dropped too. That suits protocols whose frames end with a marker the inner decoder finds again (a
 ///   delimiter, a line ending). Every skip is counted in `too_long`, its bytes in `discarded_bytes`, and reported to
-///   the [skip hook](Capped::with_skip_hook).
+///   the [skip hook](CappedBuilder::skip_hook).
 ///
 /// `Capped` cannot stop an inner decoder that itself reserves memory from a header (tokio-util's
 /// `LengthDelimitedCodec` does; use [`LengthFieldCodec`](super::LengthFieldCodec) instead). Encoding passes through
 /// to the inner codec.
+///
+/// Its errors travel inside the inner decoder's error type; [`CodecError::find`] gets them out.
 ///
 /// # Examples
 ///
@@ -54,8 +56,9 @@ type Restart<D> = (D, fn(&D) -> D);
 pub struct Capped<D> {
     inner: D,
     max: usize,
-    /// The inner decoder as it was built and its `clone`, to restart from after a skip; `None` under `Fail`. A
-    /// function pointer keeps `D: Clone` off the `Decoder` impl.
+    policy: OversizePolicy,
+    /// The inner decoder as it was built and its `clone`, to restart from after a skip; always there under `Skip`.
+    /// A function pointer keeps `D: Clone` off the `Decoder` impl.
     pristine: Option<Restart<D>>,
     state: State,
     /// Bytes the inner decoder took from the buffer since its last item: they belong to the frame it is decoding.
@@ -73,94 +76,78 @@ enum State {
 }
 
 impl<D> Capped<D> {
-    /// Caps the frames of `inner` at `max` bytes each, with [`OversizePolicy::Fail`].
+    /// Caps the frames of `inner` at `max` bytes each, with [`OversizePolicy::Fail`]; the
+    /// [builder](Self::builder) sets the other options.
     pub fn new(inner: D, max: usize) -> Self {
-        Capped {
-            inner,
-            max,
-            pristine: None,
-            state: State::Reading,
-            taken: 0,
-            metrics: CodecMetrics::default(),
-            on_skip: SkipHook::default(),
-        }
+        Self::from_parts(inner, max, OversizePolicy::Fail, None, SkipHook::default())
     }
 
-    /// Caps the frames of `inner` at `max` bytes each, with [`OversizePolicy::Skip`]: after a frame is dropped
-    /// while it arrives, the inner decoder restarts from a clone of `inner` as given here.
+    /// A builder around `inner`; `max_frame_length` must be set before [`build`](CappedBuilder::build).
     ///
     /// # Examples
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use tidegate::codec::Capped;
+    /// use tidegate::codec::{Capped, OversizePolicy};
     /// use tokio_util::codec::{Decoder, LinesCodec};
     ///
-    /// let mut codec = Capped::new_skipping(LinesCodec::new(), 4);
+    /// let mut codec = Capped::builder(LinesCodec::new())
+    ///     .max_frame_length(4)
+    ///     .oversize_policy(OversizePolicy::Skip)
+    ///     .build()?;
     /// let mut buf = BytesMut::from("far too long");
     /// assert!(codec.decode(&mut buf).unwrap().is_none()); // discarded, not an error
     /// buf.extend_from_slice(b"!\nok\n");
     /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok"); // the rest of the long line was dropped too
     /// assert_eq!(codec.metrics().discarded_bytes, 14);
+    /// # Ok::<(), tidegate::codec::CodecError>(())
     /// ```
-    pub fn new_skipping(inner: D, max: usize) -> Self
-    where
-        D: Clone,
-    {
+    pub fn builder(inner: D) -> CappedBuilder<D> {
+        CappedBuilder::new(inner)
+    }
+
+    pub(super) fn from_parts(
+        inner: D,
+        max: usize,
+        policy: OversizePolicy,
+        pristine: Option<Restart<D>>,
+        on_skip: SkipHook,
+    ) -> Self {
         Capped {
-            pristine: Some((inner.clone(), D::clone)),
-            ..Capped::new(inner, max)
+            inner,
+            max,
+            policy,
+            pristine,
+            state: State::Reading,
+            taken: 0,
+            metrics: CodecMetrics::default(),
+            on_skip,
         }
     }
 
-    /// The oversize policy, chosen by the constructor.
-    pub fn policy(&self) -> OversizePolicy {
-        match self.pristine {
-            Some(_) => OversizePolicy::Skip,
-            None => OversizePolicy::Fail,
-        }
+    /// The oversize policy.
+    pub fn oversize_policy(&self) -> OversizePolicy {
+        self.policy
     }
 
     /// The cap in bytes: the most one frame may take, and the most held of one still arriving.
-    pub fn max_buffered(&self) -> usize {
+    pub fn max_frame_length(&self) -> usize {
         self.max
     }
 
     /// Changes the cap; it applies from the next call, to the frame in flight too (no decision was made on it yet).
-    pub fn set_max_buffered(&mut self, max: usize) {
+    ///
+    /// # Errors
+    ///
+    /// None today: every cap works. The `Result` is the signature every codec's `set_max_frame_length` shares.
+    pub fn set_max_frame_length(&mut self, max: usize) -> Result<(), CodecError> {
         self.max = max;
+        Ok(())
     }
 
     /// Whether the cap failed the stream; every later `decode` fails.
     pub fn is_failed(&self) -> bool {
         self.state == State::Failed
-    }
-
-    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] drops a frame, with the
-    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
-    /// frame so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::sync::Arc;
-    /// use bytes::BytesMut;
-    /// use tidegate::codec::Capped;
-    /// use tokio_util::codec::{Decoder, LinesCodec};
-    ///
-    /// let skipped = Arc::new(AtomicU64::new(0));
-    /// let seen = Arc::clone(&skipped);
-    /// let mut codec = Capped::new_skipping(LinesCodec::new(), 8).with_skip_hook(move |_| {
-    ///     seen.fetch_add(1, Ordering::Relaxed);
-    /// });
-    /// let mut buf = BytesMut::from("far too long\nok\n");
-    /// assert_eq!(codec.decode(&mut buf).unwrap().unwrap(), "ok");
-    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
-    /// ```
-    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
-        self.on_skip = SkipHook::new(hook);
-        self
     }
 
     /// A snapshot of the counters. `bytes` is not tracked here (the inner item type is opaque); `frames` counts
@@ -187,7 +174,7 @@ impl<D> Capped<D> {
     /// Applies the policy to a frame of (at least) `len` bytes; under `Skip` the caller drops it.
     fn oversize(&mut self, len: usize) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
-        if self.pristine.is_none() {
+        if self.policy == OversizePolicy::Fail || self.pristine.is_none() {
             self.state = State::Failed;
             return Err(CodecError::FrameTooLong {
                 len: len as u64,
@@ -207,6 +194,18 @@ impl<D> Capped<D> {
         self.taken = 0;
         self.metrics.discarded_bytes += held as u64;
         self.state = State::Resyncing;
+    }
+}
+
+impl<D: Clone> Capped<D> {
+    /// Changes the oversize policy from the next call on. A `Capped` made by [`new`](Capped::new) has no copy of
+    /// its inner decoder's initial state yet: switching it to [`OversizePolicy::Skip`] takes a copy of the inner
+    /// decoder as it is now, to restart from after a skip, so switch between frames.
+    pub fn set_oversize_policy(&mut self, policy: OversizePolicy) {
+        if policy == OversizePolicy::Skip && self.pristine.is_none() {
+            self.pristine = Some((self.inner.clone(), D::clone));
+        }
+        self.policy = policy;
     }
 }
 
@@ -292,7 +291,7 @@ impl<D> fmt::Debug for Capped<D> {
         f.debug_struct("Capped")
             .field("inner", &std::any::type_name::<D>())
             .field("max", &self.max)
-            .field("policy", &self.policy())
+            .field("policy", &self.policy)
             .field("state", &self.state)
             .field("taken", &self.taken)
             .field("metrics", &self.metrics)

@@ -28,15 +28,15 @@ pub(super) struct DelimitedCore {
 }
 
 impl DelimitedCore {
-    pub(super) fn new(max: usize) -> Self {
+    pub(super) fn new(max: usize, policy: OversizePolicy, on_skip: SkipHook) -> Self {
         DelimitedCore {
             max,
-            policy: OversizePolicy::Fail,
+            policy,
             state: State::Reading,
             scanned: 0,
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
-            on_skip: SkipHook::default(),
+            on_skip,
         }
     }
 

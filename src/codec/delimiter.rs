@@ -6,7 +6,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::delimited::{DelimitedCore, State};
 use super::skip_hook::SkipHook;
-use super::{CodecError, CodecMetrics, OversizePolicy};
+use super::{CodecError, CodecMetrics, DelimiterCodecBuilder, OversizePolicy};
 
 /// Frames that end with one of several byte-string delimiters, capped by a required maximum.
 ///
@@ -71,10 +71,30 @@ impl DelimiterCodec {
         I: IntoIterator<Item = D>,
         D: AsRef<[u8]>,
     {
-        let finders: Vec<Finder<'static>> = delimiters
+        let finders = delimiters
             .into_iter()
             .map(|d| Finder::new(d.as_ref()).into_owned())
             .collect();
+        Self::from_parts(
+            finders,
+            max_frame_length,
+            OversizePolicy::Fail,
+            SkipHook::default(),
+        )
+    }
+
+    /// A builder, for the oversize policy and the skip hook; the delimiters and `max_frame_length` must be set
+    /// before [`build`](DelimiterCodecBuilder::build).
+    pub fn builder() -> DelimiterCodecBuilder {
+        DelimiterCodecBuilder::default()
+    }
+
+    pub(super) fn from_parts(
+        finders: Vec<Finder<'static>>,
+        max: usize,
+        policy: OversizePolicy,
+        on_skip: SkipHook,
+    ) -> Result<Self, CodecError> {
         if finders.is_empty() || finders.iter().any(|f| f.needle().is_empty()) {
             return Err(CodecError::EmptyDelimiter);
         }
@@ -96,23 +116,17 @@ impl DelimiterCodec {
             overlapping,
             finders,
             single_byte,
-            core: DelimitedCore::new(max_frame_length),
+            core: DelimitedCore::new(max, policy, on_skip),
         })
     }
 
-    /// The same codec with another oversize policy.
-    pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
-        self.core.policy = policy;
-        self
-    }
-
     /// The oversize policy.
-    pub fn policy(&self) -> OversizePolicy {
+    pub fn oversize_policy(&self) -> OversizePolicy {
         self.core.policy
     }
 
     /// Changes the oversize policy for frames not yet found too long.
-    pub fn set_policy(&mut self, policy: OversizePolicy) {
+    pub fn set_oversize_policy(&mut self, policy: OversizePolicy) {
         self.core.policy = policy;
     }
 
@@ -123,8 +137,14 @@ impl DelimiterCodec {
 
     /// Changes the maximum for frames not yet found too long, including the one partly buffered (its delimiter
     /// has not arrived, so no decision was made on it yet).
-    pub fn set_max_frame_length(&mut self, max: usize) {
+    ///
+    /// # Errors
+    ///
+    /// None today: every maximum works for delimited frames (`0` admits only empty ones). The `Result` is the
+    /// signature every codec's `set_max_frame_length` shares.
+    pub fn set_max_frame_length(&mut self, max: usize) -> Result<(), CodecError> {
         self.core.max = max;
+        Ok(())
     }
 
     /// Whether a fatal error happened; every later `decode` fails.
@@ -135,36 +155,6 @@ impl DelimiterCodec {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> CodecMetrics {
         self.core.metrics
-    }
-
-    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a frame, with the
-    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
-    /// frame so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::sync::Arc;
-    /// use bytes::BytesMut;
-    /// use tidegate::codec::{DelimiterCodec, OversizePolicy};
-    /// use tokio_util::codec::Decoder;
-    ///
-    /// let skipped = Arc::new(AtomicU64::new(0));
-    /// let seen = Arc::clone(&skipped);
-    /// let mut codec = DelimiterCodec::new([";"], 4)?
-    ///     .with_policy(OversizePolicy::Skip)
-    ///     .with_skip_hook(move |_| {
-    ///         seen.fetch_add(1, Ordering::Relaxed);
-    ///     });
-    /// let mut buf = BytesMut::from(&b"far-too-long;ok;"[..]);
-    /// assert_eq!(codec.decode(&mut buf)?.unwrap(), "ok");
-    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
-    /// # Ok::<(), tidegate::codec::CodecError>(())
-    /// ```
-    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
-        self.core.on_skip = SkipHook::new(hook);
-        self
     }
 
     /// The earliest complete delimiter in `hay[from..]`: its start and index.
@@ -316,26 +306,20 @@ impl Decoder for DelimiterCodec {
     }
 }
 
-impl Encoder<&[u8]> for DelimiterCodec {
+/// The one item type, so that `FramedWrite` infers it for `send` and `flush` alike; see
+/// [`LengthFieldCodec`](super::LengthFieldCodec#impl-Encoder<Bytes>-for-LengthFieldCodec).
+impl Encoder<Bytes> for DelimiterCodec {
     type Error = CodecError;
 
-    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.core.check_encodable_len(item.len())?;
         let start = dst.len();
-        dst.extend_from_slice(item);
+        dst.extend_from_slice(&item);
         dst.extend_from_slice(self.finders[0].needle());
         if let Err(err) = self.check_encodable(&dst[start..], item.len()) {
             dst.truncate(start);
             return Err(err);
         }
         Ok(())
-    }
-}
-
-impl Encoder<Bytes> for DelimiterCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&item[..], dst)
     }
 }

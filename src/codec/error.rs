@@ -1,6 +1,11 @@
 //! The one error type of the codec module.
 
+use std::error::Error;
 use std::io;
+
+use tokio_util::codec::{AnyDelimiterCodecError, LinesCodecError};
+
+use crate::budget::BudgetError;
 
 /// Why a codec refused a configuration, a frame or a header.
 ///
@@ -23,11 +28,11 @@ use std::io;
 ///
 /// ```
 /// use std::io;
-/// use bytes::BytesMut;
+/// use bytes::{Bytes, BytesMut};
 /// use tidegate::codec::{CodecError, LineCodec};
 /// use tokio_util::codec::Encoder;
 ///
-/// let err = LineCodec::new(4).encode(&b"too long"[..], &mut BytesMut::new()).unwrap_err();
+/// let err = LineCodec::new(4).encode(Bytes::from_static(b"too long"), &mut BytesMut::new()).unwrap_err();
 /// assert!(matches!(err, CodecError::ItemTooLong { len: 8, max: 4 }));
 /// assert_eq!(io::Error::from(err).kind(), io::ErrorKind::InvalidInput);
 /// ```
@@ -157,10 +162,11 @@ pub enum CodecError {
     )]
     EmptyDelimiter,
     /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the buffer it needs
-    /// ([`BudgetError::ExceedsLimit`](crate::BudgetError::ExceedsLimit)), or did not within the reader's budget wait
-    /// while it held part of a frame ([`BudgetError::Exhausted`](crate::BudgetError::Exhausted)).
-    #[error("frame reader: {0}")]
-    Budget(#[from] crate::BudgetError),
+    /// ([`BudgetError::ExceedsLimit`]), or did not within the reader's budget wait while it held part of a frame
+    /// ([`BudgetError::Exhausted`]). The budget's refusal is the [`source`](Error::source), not repeated in the
+    /// message.
+    #[error("frame reader: the memory budget refused the decode buffer")]
+    Budget(#[from] BudgetError),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(io::Error),
@@ -211,5 +217,58 @@ impl From<io::Error> for CodecError {
             Some(Err(other)) => CodecError::Io(io::Error::new(kind, other)),
             None => CodecError::Io(kind.into()),
         }
+    }
+}
+
+impl CodecError {
+    /// The `CodecError` inside `err`, however deeply it is wrapped: `err` itself, the error inside an
+    /// [`io::Error`] (what a decoder returns through tokio-util), the `io::Error` inside tokio-util's
+    /// `LinesCodecError` and `AnyDelimiterCodecError` (which have no `source`), or any of these along the
+    /// [`source`](Error::source) chain.
+    ///
+    /// This is how a caller matches the errors of [`Capped`](super::Capped), which travel inside the wrapped
+    /// decoder's error type, without unwrapping each layer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use tidegate::codec::{Capped, CodecError};
+    /// use tokio_util::codec::{Decoder, LinesCodec};
+    ///
+    /// let mut codec = Capped::new(LinesCodec::new(), 4);
+    /// let err = codec.decode(&mut BytesMut::from("far too long\n")).unwrap_err(); // a LinesCodecError
+    /// assert!(matches!(CodecError::find(&err), Some(CodecError::FrameTooLong { max: 4, .. })));
+    /// ```
+    pub fn find<'a>(err: &'a (dyn Error + 'static)) -> Option<&'a CodecError> {
+        let mut next = Some(err);
+        while let Some(err) = next {
+            if let Some(found) = err.downcast_ref::<CodecError>() {
+                return Some(found);
+            }
+            // Wrappers whose `source` skips the error they carry.
+            let carried: Option<&io::Error> = if let Some(io) = err.downcast_ref::<io::Error>() {
+                Some(io)
+            } else if let Some(LinesCodecError::Io(io)) = err.downcast_ref::<LinesCodecError>() {
+                Some(io)
+            } else if let Some(AnyDelimiterCodecError::Io(io)) =
+                err.downcast_ref::<AnyDelimiterCodecError>()
+            {
+                Some(io)
+            } else {
+                None
+            };
+            if let Some(io) = carried {
+                if let Some(found) = io.get_ref().and_then(|inner| CodecError::find(inner)) {
+                    return Some(found);
+                }
+                if err.downcast_ref::<io::Error>().is_none() {
+                    next = Some(io);
+                    continue;
+                }
+            }
+            next = err.source();
+        }
+        None
     }
 }

@@ -89,54 +89,15 @@ impl LengthFieldCodec {
         }
     }
 
-    pub(crate) fn from_layout(layout: Layout, policy: OversizePolicy) -> Self {
+    pub(crate) fn from_layout(layout: Layout, policy: OversizePolicy, on_skip: SkipHook) -> Self {
         LengthFieldCodec {
             layout,
             policy,
             state: State::Head,
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
-            on_skip: SkipHook::default(),
+            on_skip,
         }
-    }
-
-    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a frame, with the
-    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned.
-    ///
-    /// This is how a `FramedRead` or [`FrameReader`](super::FrameReader) user learns of skipped frames as they
-    /// happen: the stream itself only carries frames, and an error would end it. The hook runs inside `decode` and
-    /// should be quick (a log line, a counter, a `try_send`).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::{Arc, Mutex};
-    /// use futures_util::StreamExt;
-    /// use tidegate::codec::{CodecError, LengthFieldCodec, OversizePolicy};
-    /// use tokio_util::codec::FramedRead;
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), CodecError> {
-    /// let skipped = Arc::new(Mutex::new(Vec::new()));
-    /// let log = Arc::clone(&skipped);
-    /// let codec = LengthFieldCodec::builder()
-    ///     .max_frame_length(8)
-    ///     .length_field_width(2)
-    ///     .oversize_policy(OversizePolicy::Skip)
-    ///     .build()?
-    ///     .with_skip_hook(move |err| log.lock().unwrap().push(err.to_string()));
-    /// let mut frames = FramedRead::new(&b"\x00\x10sixteen-bytes!!!\x00\x02ok"[..], codec);
-    /// assert_eq!(frames.next().await.unwrap()?, "ok");
-    /// assert_eq!(
-    ///     skipped.lock().unwrap()[..],
-    ///     ["frame of 18 bytes is longer than the maximum of 8 bytes"]
-    /// );
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
-        self.on_skip = SkipHook::new(hook);
-        self
     }
 
     /// The longest frame accepted, header included.
@@ -155,12 +116,12 @@ impl LengthFieldCodec {
     }
 
     /// The oversize policy.
-    pub fn policy(&self) -> OversizePolicy {
+    pub fn oversize_policy(&self) -> OversizePolicy {
         self.policy
     }
 
     /// Changes the oversize policy for the frames whose header has not been read yet.
-    pub fn set_policy(&mut self, policy: OversizePolicy) {
+    pub fn set_oversize_policy(&mut self, policy: OversizePolicy) {
         self.policy = policy;
     }
 
@@ -188,9 +149,12 @@ impl LengthFieldCodec {
         }
     }
 
-    /// Decides on a frame from its header: `Some(len)` to read it, `None` when it is being skipped.
-    #[inline]
-    fn accept(&mut self, value: u64) -> Result<Option<usize>, CodecError> {
+    /// Decides on a frame whose header [`Layout::accepted_len`] did not accept: `Some(len)` to read it (not reached,
+    /// kept so the checks stand on their own), `None` when it is being skipped, else the error that names the
+    /// problem.
+    #[cold]
+    #[inline(never)]
+    fn refuse(&mut self, value: u64) -> Result<Option<usize>, CodecError> {
         let layout = &self.layout;
         let len = layout.frame_len(value);
         if len < layout.header_len as i128 {
@@ -246,12 +210,15 @@ impl Decoder for LengthFieldCodec {
         loop {
             let len = match self.state {
                 State::Head => {
-                    if src.len() < self.layout.header_len {
+                    let Some(value) = self.layout.read(src) else {
                         return Ok(None);
-                    }
-                    match self.accept(self.layout.read(src))? {
+                    };
+                    match self.layout.accepted_len(value) {
                         Some(len) => len,
-                        None => continue,
+                        None => match self.refuse(value)? {
+                            Some(len) => len,
+                            None => continue,
+                        },
                     }
                 }
                 State::Body(len) => len,
@@ -288,20 +255,33 @@ impl Decoder for LengthFieldCodec {
     }
 }
 
-impl Encoder<&[u8]> for LengthFieldCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.layout.write_header(item.len(), dst)?;
-        dst.extend_from_slice(item);
-        Ok(())
-    }
-}
-
+/// The one item type, so that `FramedWrite::new(io, codec)` infers it for `send` and `flush` alike (with a second
+/// `Encoder` impl, `SinkExt::flush` could not tell which `Sink` is meant). A slice goes in as
+/// `Bytes::copy_from_slice(..)`, or `Bytes::from_static(..)` for a literal.
+///
+/// # Examples
+///
+/// ```
+/// use bytes::Bytes;
+/// use futures_util::SinkExt;
+/// use tidegate::codec::LengthFieldCodec;
+/// use tokio_util::codec::FramedWrite;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tidegate::codec::CodecError> {
+/// let mut out = FramedWrite::new(Vec::new(), LengthFieldCodec::new(1024));
+/// out.send(Bytes::from_static(b"hi")).await?;
+/// out.flush().await?;
+/// assert_eq!(out.get_ref()[..], b"\x00\x00\x00\x02hi"[..]);
+/// # Ok(())
+/// # }
+/// ```
 impl Encoder<Bytes> for LengthFieldCodec {
     type Error = CodecError;
 
     fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&item[..], dst)
+        self.layout.write_header(item.len(), dst)?;
+        dst.extend_from_slice(&item);
+        Ok(())
     }
 }

@@ -1,6 +1,7 @@
 //! Builder for [`LengthFieldCodec`].
 
 use super::length_layout::Layout;
+use super::skip_hook::SkipHook;
 use super::{CodecError, LengthFieldCodec, OversizePolicy};
 
 /// Configures a [`LengthFieldCodec`]: where the length field is, how wide, which byte order, how to turn its value
@@ -18,6 +19,7 @@ use super::{CodecError, LengthFieldCodec, OversizePolicy};
 /// | [`length_adjustment`](Self::length_adjustment) | 0 |
 /// | [`strip`](Self::strip) | the header: `offset + width` |
 /// | [`oversize_policy`](Self::oversize_policy) | [`OversizePolicy::Fail`] |
+/// | [`skip_hook`](Self::skip_hook) | none |
 ///
 /// # Examples
 ///
@@ -40,6 +42,8 @@ use super::{CodecError, LengthFieldCodec, OversizePolicy};
 /// assert_eq!(codec.decode(&mut buf)?.unwrap(), &b"\x01\x02\x07\x00\x00hi"[..]);
 /// # Ok::<(), tidegate::codec::CodecError>(())
 /// ```
+///
+#[doc = include_str!("length_conversions.md")]
 #[derive(Debug, Clone)]
 pub struct LengthFieldCodecBuilder {
     max: Option<usize>,
@@ -49,6 +53,7 @@ pub struct LengthFieldCodecBuilder {
     adjustment: i64,
     strip: Option<usize>,
     policy: OversizePolicy,
+    on_skip: SkipHook,
 }
 
 impl Default for LengthFieldCodecBuilder {
@@ -61,6 +66,7 @@ impl Default for LengthFieldCodecBuilder {
             adjustment: 0,
             strip: None,
             policy: OversizePolicy::Fail,
+            on_skip: SkipHook::default(),
         }
     }
 }
@@ -121,6 +127,45 @@ impl LengthFieldCodecBuilder {
         self
     }
 
+    /// Calls `hook` each time [`OversizePolicy::Skip`] starts discarding a frame, with the
+    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned. Default: none.
+    ///
+    /// This is how a `FramedRead` or [`FrameReader`](super::FrameReader) user learns of skipped frames as they
+    /// happen: the stream itself only carries frames, and an error would end it. The hook runs inside `decode` and
+    /// should be quick (a log line, a counter, a `try_send`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use futures_util::StreamExt;
+    /// use tidegate::codec::{CodecError, LengthFieldCodec, OversizePolicy};
+    /// use tokio_util::codec::FramedRead;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), CodecError> {
+    /// let skipped = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&skipped);
+    /// let codec = LengthFieldCodec::builder()
+    ///     .max_frame_length(8)
+    ///     .length_field_width(2)
+    ///     .oversize_policy(OversizePolicy::Skip)
+    ///     .skip_hook(move |err| log.lock().unwrap().push(err.to_string()))
+    ///     .build()?;
+    /// let mut frames = FramedRead::new(&b"\x00\x10sixteen-bytes!!!\x00\x02ok"[..], codec);
+    /// assert_eq!(frames.next().await.unwrap()?, "ok");
+    /// assert_eq!(
+    ///     skipped.lock().unwrap()[..],
+    ///     ["frame of 18 bytes is longer than the maximum of 8 bytes"]
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn skip_hook(&mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> &mut Self {
+        self.on_skip = SkipHook::new(hook);
+        self
+    }
+
     /// Builds the codec, refusing configurations that could never work.
     ///
     /// # Errors
@@ -153,6 +198,10 @@ impl LengthFieldCodecBuilder {
             self.strip,
             max,
         )?;
-        Ok(LengthFieldCodec::from_layout(layout, self.policy))
+        Ok(LengthFieldCodec::from_layout(
+            layout,
+            self.policy,
+            self.on_skip.clone(),
+        ))
     }
 }

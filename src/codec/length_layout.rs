@@ -16,6 +16,12 @@ pub(crate) struct Layout {
     pub(crate) max: usize,
     /// `offset + width`: bytes needed before the frame length is known.
     pub(crate) header_len: usize,
+    /// The smallest field value whose frame is at least as long as the header.
+    min_value: u64,
+    /// The frame length `min_value` gives.
+    min_len: usize,
+    /// `max - min_len`: field values in `min_value..=min_value + span` give frames within `min_len..=max`.
+    span: u64,
 }
 
 impl Layout {
@@ -61,6 +67,12 @@ impl Layout {
                 min_frame: min_valid,
             });
         }
+        // Checked above: `-adjustment <= field_max(width)` when negative, and `min_valid <= max`.
+        let min_value = if adjustment < 0 {
+            adjustment.unsigned_abs()
+        } else {
+            0
+        };
         Ok(Layout {
             offset,
             width,
@@ -69,6 +81,9 @@ impl Layout {
             strip,
             max,
             header_len,
+            min_value,
+            min_len: min_valid,
+            span: (max - min_valid) as u64,
         })
     }
 
@@ -85,20 +100,31 @@ impl Layout {
         )
     }
 
-    /// Reads the field; `src` must hold at least `header_len` bytes.
+    /// Reads the field, or `None` while `src` is shorter than the header.
     #[inline]
-    pub(crate) fn read(&self, src: &[u8]) -> u64 {
-        let f = &src[self.offset..self.header_len];
-        // Fixed-size conversions compile to one load (plus a byte swap); the lengths are checked by `Layout::new`.
-        match (self.width, self.big_endian) {
-            (4, true) => u64::from(u32::from_be_bytes([f[0], f[1], f[2], f[3]])),
-            (4, false) => u64::from(u32::from_le_bytes([f[0], f[1], f[2], f[3]])),
-            (2, true) => u64::from(u16::from_be_bytes([f[0], f[1]])),
-            (2, false) => u64::from(u16::from_le_bytes([f[0], f[1]])),
-            (1, _) => u64::from(f[0]),
+    pub(crate) fn read(&self, src: &[u8]) -> Option<u64> {
+        // One bounds check for the header; fixed-size arrays then compile to one load (plus a byte swap).
+        let f = src.get(self.offset..self.header_len)?;
+        Some(match (self.width, self.big_endian) {
+            (4, true) => u64::from(u32::from_be_bytes(*f.first_chunk::<4>()?)),
+            (4, false) => u64::from(u32::from_le_bytes(*f.first_chunk::<4>()?)),
+            (2, true) => u64::from(u16::from_be_bytes(*f.first_chunk::<2>()?)),
+            (2, false) => u64::from(u16::from_le_bytes(*f.first_chunk::<2>()?)),
+            (8, true) => u64::from_be_bytes(*f.first_chunk::<8>()?),
+            (8, false) => u64::from_le_bytes(*f.first_chunk::<8>()?),
             (_, true) => f.iter().fold(0, |acc, &b| (acc << 8) | u64::from(b)),
             (_, false) => f.iter().rev().fold(0, |acc, &b| (acc << 8) | u64::from(b)),
-        }
+        })
+    }
+
+    /// The frame length for a field value, when it is within the limits: at least the header, at most `max`.
+    /// `None` sends the caller to the checks that name what is wrong.
+    #[inline]
+    pub(crate) fn accepted_len(&self, value: u64) -> Option<usize> {
+        // One comparison for both bounds: values below `min_value` wrap around to above `span`.
+        let above_min = value.wrapping_sub(self.min_value);
+        // At most `span`, which came from a usize, so the sum is at most `max`.
+        (above_min <= self.span).then(|| self.min_len + above_min as usize)
     }
 
     /// The whole frame length (header included) a field value gives, before any checks.

@@ -5,7 +5,7 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::delimited::{DelimitedCore, State};
 use super::skip_hook::SkipHook;
-use super::{CodecError, CodecMetrics, OversizePolicy};
+use super::{CodecError, CodecMetrics, LineCodecBuilder, OversizePolicy};
 
 /// Lines ending in `\n` or `\r\n`, capped by a required maximum, as [`Bytes`] without their line ending.
 ///
@@ -44,76 +44,55 @@ pub struct LineCodec {
 }
 
 impl LineCodec {
-    /// A codec for lines of at most `max_line_length` bytes, line ending not counted.
+    /// A codec for lines of at most `max_frame_length` bytes, line ending not counted, with the defaults of
+    /// [`LineCodecBuilder`] otherwise.
     ///
     /// # Examples
     ///
     /// ```
-    /// assert_eq!(tidegate::codec::LineCodec::new(80).max_line_length(), 80);
+    /// assert_eq!(tidegate::codec::LineCodec::new(80).max_frame_length(), 80);
     /// ```
-    pub fn new(max_line_length: usize) -> Self {
+    pub fn new(max_frame_length: usize) -> Self {
+        Self::from_parts(max_frame_length, OversizePolicy::Fail, SkipHook::default())
+    }
+
+    /// A builder, for the oversize policy and the skip hook; `max_frame_length` must be set before
+    /// [`build`](LineCodecBuilder::build).
+    pub fn builder() -> LineCodecBuilder {
+        LineCodecBuilder::default()
+    }
+
+    pub(super) fn from_parts(max: usize, policy: OversizePolicy, on_skip: SkipHook) -> Self {
         LineCodec {
-            core: DelimitedCore::new(max_line_length),
+            core: DelimitedCore::new(max, policy, on_skip),
         }
     }
 
-    /// The same codec with another oversize policy.
-    pub fn with_policy(mut self, policy: OversizePolicy) -> Self {
-        self.core.policy = policy;
-        self
-    }
-
     /// The oversize policy.
-    pub fn policy(&self) -> OversizePolicy {
+    pub fn oversize_policy(&self) -> OversizePolicy {
         self.core.policy
     }
 
     /// Changes the oversize policy for lines not yet found too long.
-    pub fn set_policy(&mut self, policy: OversizePolicy) {
+    pub fn set_oversize_policy(&mut self, policy: OversizePolicy) {
         self.core.policy = policy;
     }
 
     /// The longest line accepted, line ending not counted.
-    pub fn max_line_length(&self) -> usize {
+    pub fn max_frame_length(&self) -> usize {
         self.core.max
     }
 
     /// Changes the maximum for lines not yet found too long, including the one partly buffered (its line ending has
     /// not arrived, so no decision was made on it yet).
-    pub fn set_max_line_length(&mut self, max: usize) {
+    ///
+    /// # Errors
+    ///
+    /// None today: every maximum works for lines (`0` admits only empty ones). The `Result` is the signature every
+    /// codec's `set_max_frame_length` shares.
+    pub fn set_max_frame_length(&mut self, max: usize) -> Result<(), CodecError> {
         self.core.max = max;
-    }
-
-    /// The same codec, calling `hook` each time [`OversizePolicy::Skip`] starts discarding a line, with the
-    /// [`CodecError::FrameTooLong`] that [`OversizePolicy::Fail`] would have returned (`len` is what is known of the
-    /// line so far). See [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::sync::Arc;
-    /// use futures_util::StreamExt;
-    /// use tidegate::codec::{FrameReader, LineCodec, OversizePolicy};
-    ///
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), tidegate::codec::CodecError> {
-    /// let skipped = Arc::new(AtomicU64::new(0));
-    /// let seen = Arc::clone(&skipped);
-    /// let codec = LineCodec::new(4)
-    ///     .with_policy(OversizePolicy::Skip)
-    ///     .with_skip_hook(move |_| {
-    ///         seen.fetch_add(1, Ordering::Relaxed);
-    ///     });
-    /// let mut lines = FrameReader::new(&b"far too long\nok\n"[..], codec);
-    /// assert_eq!(lines.next().await.unwrap()?, "ok");
-    /// assert_eq!(skipped.load(Ordering::Relaxed), 1);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn with_skip_hook(mut self, hook: impl Fn(&CodecError) + Send + Sync + 'static) -> Self {
-        self.core.on_skip = SkipHook::new(hook);
-        self
+        Ok(())
     }
 
     /// Whether a fatal error happened; every later `decode` fails.
@@ -204,12 +183,14 @@ impl Decoder for LineCodec {
     }
 }
 
-impl Encoder<&[u8]> for LineCodec {
+/// The one item type, so that `FramedWrite` infers it for `send` and `flush` alike; see
+/// [`LengthFieldCodec`](super::LengthFieldCodec#impl-Encoder<Bytes>-for-LengthFieldCodec).
+impl Encoder<Bytes> for LineCodec {
     type Error = CodecError;
 
-    fn encode(&mut self, item: &[u8], dst: &mut BytesMut) -> Result<(), CodecError> {
+    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
         self.core.check_encodable_len(item.len())?;
-        if let Some(position) = memchr::memchr(b'\n', item) {
+        if let Some(position) = memchr::memchr(b'\n', &item) {
             return Err(CodecError::DelimiterInFrame { position });
         }
         if item.last() == Some(&b'\r') {
@@ -218,16 +199,8 @@ impl Encoder<&[u8]> for LineCodec {
             });
         }
         dst.reserve(item.len() + 1);
-        dst.extend_from_slice(item);
+        dst.extend_from_slice(&item);
         dst.extend_from_slice(b"\n");
         Ok(())
-    }
-}
-
-impl Encoder<Bytes> for LineCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, item: Bytes, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&item[..], dst)
     }
 }

@@ -12,7 +12,15 @@
 //! | [`DelimiterCodec`] | ended by any of several byte strings | the earliest-starting delimiter wins, however reads split the bytes; linear time |
 //! | [`LineCodec`] | ended by `\n` or `\r\n` | the line ending does not count toward the maximum |
 //! | [`Capped`] | whatever the wrapped decoder produces | caps the bytes each frame takes, returned whole or still arriving |
-//! | [`FrameReader`] | a `Stream` of any decoder's frames | charges an optional [`MemoryBudget`](crate::MemoryBudget) for its buffer |
+//! | [`FrameReader`] | a `Stream` of any decoder's frames | charges an optional [`MemoryBudget`](crate::budget::MemoryBudget) for its buffer |
+//!
+//! Every codec is configured the same way: `X::builder()` ([`LengthFieldCodecBuilder`], [`LineCodecBuilder`],
+//! [`DelimiterCodecBuilder`], [`CappedBuilder`]) with a required `max_frame_length`, `oversize_policy` and
+//! `skip_hook`, then `build()`; `X::new(.., max)` is the short form with the defaults; on the codec,
+//! `max_frame_length()` / `set_max_frame_length(..)` and `oversize_policy()` / `set_oversize_policy(..)` change
+//! the limits live. [`LengthFieldCodecBuilder`] also shows how to carry over a tokio-util `LengthDelimitedCodec`
+//! or a Netty `LengthFieldBasedFrameDecoder` configuration. Errors come out as [`CodecError`], or inside the
+//! wrapped decoder's error type for [`Capped`]: [`CodecError::find`] reaches them either way.
 //!
 //! Frames never depend on how the peer's bytes were split between reads: each decoder gives what it would give
 //! on the whole stream at once. Memory held by a decoder's buffer is at most its maximum plus one read. A frame
@@ -21,7 +29,7 @@
 //! [`CodecMetrics::copied_frames`]).
 //!
 //! Skipped frames are counted in [`CodecMetrics`] and, to hear of them as they happen (a log line, an alert), each
-//! decoder takes a skip hook: `with_skip_hook`, called with the [`CodecError::FrameTooLong`] that
+//! decoder's builder takes a skip hook (`skip_hook`, e.g. [`LineCodecBuilder::skip_hook`]), called with the [`CodecError::FrameTooLong`] that
 //! [`OversizePolicy::Fail`] would have returned. It works the same inside `FramedRead` and [`FrameReader`].
 //!
 //! # Examples
@@ -51,13 +59,16 @@
 //! ```
 
 mod capped;
+mod capped_builder;
 mod delimited;
 mod delimiter;
+mod delimiter_builder;
 mod error;
 mod length;
 mod length_builder;
 mod length_layout;
 mod line;
+mod line_builder;
 mod metrics;
 mod policy;
 mod reader;
@@ -65,11 +76,14 @@ mod skip_hook;
 mod split;
 
 pub use capped::Capped;
+pub use capped_builder::CappedBuilder;
 pub use delimiter::DelimiterCodec;
+pub use delimiter_builder::DelimiterCodecBuilder;
 pub use error::CodecError;
 pub use length::LengthFieldCodec;
 pub use length_builder::LengthFieldCodecBuilder;
 pub use line::LineCodec;
+pub use line_builder::LineCodecBuilder;
 pub use metrics::CodecMetrics;
 pub use policy::OversizePolicy;
 pub use reader::{FrameReader, DEFAULT_BUDGET_WAIT, DEFAULT_READ_SIZE};

@@ -9,8 +9,9 @@
 /// ```
 /// use tidegate::codec::{LineCodec, OversizePolicy};
 ///
-/// let codec = LineCodec::new(1024).with_policy(OversizePolicy::Skip);
-/// assert_eq!(codec.policy(), OversizePolicy::Skip);
+/// let codec = LineCodec::builder().max_frame_length(1024).oversize_policy(OversizePolicy::Skip).build()?;
+/// assert_eq!(codec.oversize_policy(), OversizePolicy::Skip);
+/// # Ok::<(), tidegate::codec::CodecError>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum OversizePolicy {
@@ -20,8 +21,8 @@ pub enum OversizePolicy {
     Fail,
     /// Discard the oversize frame as its bytes arrive, without buffering them, then go on with the next frame.
     /// Each discarded frame is counted in `too_long` and its bytes in `discarded_bytes`, and reported as it happens
-    /// to the decoder's skip hook if it has one (`with_skip_hook`, e.g.
-    /// [`LengthFieldCodec::with_skip_hook`](super::LengthFieldCodec::with_skip_hook)): the stream of frames itself
+    /// to the decoder's skip hook if it has one (`skip_hook` on each builder, e.g.
+    /// [`LengthFieldCodecBuilder::skip_hook`](super::LengthFieldCodecBuilder::skip_hook)): the stream of frames itself
     /// carries no event, since `FramedRead` ends at the first error.
     ///
     /// A header claiming a frame no machine could hold, or one shorter than the header, is fatal under this policy

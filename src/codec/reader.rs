@@ -13,7 +13,7 @@ use tokio::io::AsyncRead;
 use tokio_util::codec::Decoder;
 
 use super::CodecError;
-use crate::{BudgetError, MemoryBudget, Reservation};
+use crate::budget::{BudgetError, MemoryBudget, Reservation};
 
 /// Bytes asked of the reader per read unless [`FrameReader::with_read_size`] says otherwise; the same as
 /// `FramedRead`'s initial buffer.
@@ -27,7 +27,9 @@ pub const DEFAULT_READ_SIZE: usize = 8 * 1024;
 /// a typical request timeout.
 pub const DEFAULT_BUDGET_WAIT: Duration = Duration::from_secs(10);
 
-type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+/// `Sync` too, so that a reader is `Sync` whenever its reader and decoder are (a `&FrameReader` held across an
+/// `.await` in a spawned task needs it).
+type Pending<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send + Sync>>;
 
 pin_project! {
     /// A [`Stream`] of frames decoded from an [`AsyncRead`], like tokio-util's `FramedRead`, that charges a
@@ -70,7 +72,7 @@ pin_project! {
     /// buffer and reservation, then ends. Non-fatal events (a frame skipped under
     /// [`OversizePolicy::Skip`](super::OversizePolicy::Skip)) do not end the stream: the decoder counts them, and
     /// reports each to its skip hook if it was given one
-    /// ([`LineCodec::with_skip_hook`](super::LineCodec::with_skip_hook) and the like).
+    /// ([`LineCodecBuilder::skip_hook`](super::LineCodecBuilder::skip_hook) and the like).
     ///
     /// A decoder that replaces or reserves its buffer itself (tokio-util's `LengthDelimitedCodec` reserves what a
     /// header claims) is charged for the capacity it leaves, and fails the stream if the budget cannot cover it (a
@@ -230,6 +232,43 @@ impl<R, D> FrameReader<R, D> {
     /// The reader.
     pub fn get_ref(&self) -> &R {
         &self.reader
+    }
+
+    /// The reader, mutably. Reading from it directly takes bytes the decoder would not see.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.reader
+    }
+
+    /// The reader, pinned, for a reader that is not `Unpin`. Reading from it directly takes bytes the decoder
+    /// would not see.
+    pub fn get_pin_mut(self: Pin<&mut Self>) -> Pin<&mut R> {
+        self.project().reader
+    }
+
+    /// Unwraps the reader; bytes read but not yet decoded ([`read_buffer`](Self::read_buffer)) are dropped, and the
+    /// budget's reservation with them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    /// use tidegate::codec::{FrameReader, LineCodec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut frames = FrameReader::new(&b"one\ntw"[..], LineCodec::new(16));
+    /// assert_eq!(frames.next().await.unwrap().unwrap(), "one");
+    /// assert_eq!(frames.read_buffer()[..], b"tw"[..]); // read with "one\n", not a line yet
+    /// assert!(frames.into_inner().is_empty()); // everything was read from the slice
+    /// # }
+    /// ```
+    pub fn into_inner(self) -> R {
+        self.reader
+    }
+
+    /// Bytes read but not yet decoded into frames.
+    pub fn read_buffer(&self) -> &BytesMut {
+        &self.buf
     }
 
     /// How long a reader holding part of a frame waits for budget; see [`with_budget_wait`](Self::with_budget_wait).

@@ -28,7 +28,7 @@ pub(crate) struct Splitter {
 impl Splitter {
     /// Removes the first `len` bytes of `src`, drops the first `skip` of them and returns the rest.
     /// Returns whether the frame was copied, for the metrics.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&mut self, src: &mut BytesMut, skip: usize, len: usize) -> (Bytes, bool) {
         debug_assert!(skip <= len && len <= src.len());
         let end = src.as_ptr() as usize + src.capacity();
@@ -44,7 +44,9 @@ impl Splitter {
         } else {
             // Advancing the split-off half is a pointer bump; advancing `src` would first check its representation.
             let mut frame = src.split_to(len);
-            frame.advance(skip);
+            if skip > 0 {
+                frame.advance(skip);
+            }
             (frame.freeze(), false)
         }
     }
