@@ -124,6 +124,7 @@
 ))]
 
 mod loom;
+mod waker_slab;
 
 pub mod budget;
 pub mod buf;

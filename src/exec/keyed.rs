@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
+
+use crate::loom::Mutex;
 
 use super::error::SpawnError;
 use super::executor::BoundedExecutor;

@@ -62,6 +62,8 @@ mod executor;
 mod gate;
 mod handle;
 mod keyed;
+#[cfg(all(test, tidegate_loom))]
+mod loom_tests;
 mod metrics;
 mod registry;
 mod shared;

@@ -1,13 +1,16 @@
 //! State shared by an executor's handles and its tasks: admission, outcome counters, wake-ups.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+
+use crate::loom::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+use crate::loom::Mutex;
 
 use super::error::SpawnError;
 use super::gate::Gate;

@@ -12,7 +12,7 @@ use std::task::{ready, Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 
-use super::gate::Waiter;
+use super::gate::WaiterRef;
 use super::keyed::KeyTurn;
 use super::registry::Registered;
 use super::shared::{Outcome, Shared};
@@ -20,7 +20,7 @@ use super::shared::{Outcome, Shared};
 /// The accounting of one admitted task.
 pub(crate) struct Guard {
     shared: Arc<Shared>,
-    waiter: Option<Arc<Waiter>>,
+    waiter: Option<WaiterRef>,
     started: bool,
     completed: bool,
     blocking: bool,
