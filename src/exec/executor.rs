@@ -7,7 +7,7 @@ use super::builder::ExecutorBuilder;
 use super::error::SpawnError;
 use super::handle::TaskHandle;
 use super::metrics::ExecMetrics;
-use super::shared::Shared;
+use super::shared::{Refusal, Shared};
 use super::task::{Body, Guard, Plain, Task};
 
 /// Runs futures on tokio with a bound on how many run at once (`max_concurrency`) and on how many wait
@@ -150,7 +150,12 @@ impl BoundedExecutor {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.shared.admit_wait(None).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(None).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
@@ -189,7 +194,12 @@ impl BoundedExecutor {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.shared.admit_wait(Some(timeout)).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(Some(timeout)).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }

@@ -158,13 +158,9 @@ impl Shared {
         }
     }
 
-    /// Waits for room in the backlog. Cancel-safe: returning `Ok` is the last step, so a dropped wait has
-    /// admitted nothing.
+    /// Waits for room in the backlog; callers try [`try_admit`](Self::try_admit) first. Cancel-safe: returning
+    /// `Ok` is the last step, so a dropped wait has admitted nothing.
     pub(crate) async fn admit_wait(&self, timeout: Option<Duration>) -> Result<(), Refusal> {
-        match self.try_admit() {
-            Err(Refusal::Full { .. }) => {}
-            other => return other,
-        }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let notified = self.room.notified();
