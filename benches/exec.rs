@@ -31,6 +31,7 @@ fn spawn_trivial(c: &mut Criterion) {
             .max_concurrency(CONCURRENCY)
             .max_pending(PENDING)
             .build()
+            .unwrap()
     });
     // Grow the allocator's heap once, untimed. Even so, on a shared 2-core machine whichever function ran first
     // in the process measured slower (tidegate first: 1.1-1.9x tokio_spawn; last: 0.6-1.3x), so the ids run in

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Model-checks the lock-free paths (budget accounting, the pool's reference units and return path, and any other
+# Model-checks the lock-free paths (budget accounting, the pool's reference units and return path, the executor's
+# run-slot gate and abort registry, the shared waker slab, and any other
 # `loom_*` test) with loom. Builds with `--cfg tidegate_loom` into its own target directory so it does not
 # invalidate the normal build. Usage: scripts/loom.sh [extra cargo test args]
 set -euo pipefail

@@ -125,6 +125,7 @@
 ))]
 
 mod loom;
+mod waker_slab;
 
 pub mod budget;
 pub mod buf;

@@ -1,6 +1,6 @@
 //! Synchronisation primitives that the loom model checker can replace.
 //!
-//! Lock-free paths (budget accounting, the pool's return path) use these names so that
+//! Lock-free paths (budget accounting, the pool's return path, the executor's run slots) use these names so that
 //! `RUSTFLAGS="--cfg tidegate_loom" cargo test --lib --release loom` explores their interleavings with loom.
 //! See `scripts/loom.sh`.
 

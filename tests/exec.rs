@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tidegate::exec::{BoundedExecutor, SpawnError, TaskError};
+use tidegate::exec::{BoundedExecutor, BuildError, SpawnError, TaskError};
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 
@@ -42,9 +42,46 @@ async fn settle() {
     }
 }
 
-async fn wait_until(mut cond: impl FnMut() -> bool) {
-    while !cond() {
-        tokio::time::sleep(Duration::from_millis(1)).await;
+/// Polls `cond` until it holds; fails the test (instead of hanging it) if it does not within 10 s.
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let poll = async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .is_err()
+    {
+        panic!("timed out waiting until {what}");
+    }
+}
+
+/// A reusable rendezvous of two threads that gives up after a timeout instead of hanging: the blocking pool
+/// cannot be cancelled, so a blocking closure must never wait without bound.
+#[derive(Default)]
+struct Pair {
+    state: Mutex<(usize, u64)>, // (arrived in this round, round)
+    met: std::sync::Condvar,
+}
+
+impl Pair {
+    /// Returns whether a partner arrived within a few seconds.
+    fn meet(&self) -> bool {
+        let mut state = self.state.lock().unwrap();
+        let round = state.1;
+        state.0 += 1;
+        if state.0 == 2 {
+            *state = (0, round + 1);
+            self.met.notify_all();
+            return true;
+        }
+        let (state, timeout) = self
+            .met
+            .wait_timeout_while(state, Duration::from_secs(5), |s| s.1 == round)
+            .unwrap();
+        drop(state);
+        !timeout.timed_out()
     }
 }
 
@@ -118,7 +155,10 @@ async fn flood_of_try_spawn_admits_exactly_the_limits() {
     for s in submitters {
         s.await.unwrap();
     }
-    wait_until(|| conc.started.load(SeqCst) == MAX_C && exec.metrics().running == MAX_C).await;
+    wait_until("max_concurrency tasks started", || {
+        conc.started.load(SeqCst) == MAX_C && exec.metrics().running == MAX_C
+    })
+    .await;
     settle().await;
     // Nothing finished, so exactly max_concurrency run and exactly max_pending wait.
     assert_eq!(handles.lock().unwrap().len(), MAX_C + MAX_P);
@@ -506,8 +546,9 @@ async fn load_shedding_refuses_when_the_oldest_pending_task_is_too_old() {
     let exec = BoundedExecutor::builder()
         .max_concurrency(1)
         .max_pending(10)
-        .shed_after(Duration::from_millis(100))
-        .build();
+        .shed_after(Some(Duration::from_millis(100)))
+        .build()
+        .unwrap();
     let busy = exec.try_spawn(sleep(Duration::from_secs(1))).unwrap();
     let queued = exec.try_spawn(async {}).unwrap();
     settle().await;
@@ -591,35 +632,51 @@ async fn limits_change_at_run_time() {
 async fn blocking_work_is_bounded_and_keeps_its_slot_when_aborted() {
     let exec = BoundedExecutor::new(2, 100);
     let conc = Arc::new(Concurrency::default());
+    // Each closure waits inside its slot until a second one is running too, so two always overlap (no timing
+    // luck needed) and a third can only join if the bound is broken.
+    let pair = Arc::new(Pair::default());
     let mut handles = Vec::new();
     for _ in 0..20 {
-        let conc = conc.clone();
+        let (conc, pair) = (conc.clone(), pair.clone());
         handles.push(
             exec.try_spawn_blocking(move || {
                 conc.enter();
-                std::thread::sleep(Duration::from_millis(2));
+                let met = pair.meet();
                 conc.exit();
+                met
             })
             .unwrap(),
         );
     }
     for h in handles {
-        h.await.unwrap();
+        assert!(
+            h.await.unwrap(),
+            "a closure ran alone although two slots were free"
+        );
     }
     assert_eq!(conc.max.load(SeqCst), 2);
 
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let running = exec.try_spawn_blocking(move || rx.recv().unwrap()).unwrap();
-    wait_until(|| exec.metrics().running == 1).await;
+    wait_until("the blocking closure holds its slot", || {
+        exec.metrics().running == 1
+    })
+    .await;
     running.abort();
-    assert!(running.await.is_ok() || exec.metrics().running == 1);
+    assert!(
+        running.await.unwrap_err().is_cancelled(),
+        "an aborted blocking task's handle reports Cancelled"
+    );
     assert_eq!(
         exec.metrics().running,
         1,
         "abort cannot stop a blocking closure; it keeps its slot"
     );
     tx.send(()).unwrap();
-    wait_until(|| exec.metrics().in_flight == 0).await;
+    wait_until("the blocking closure returned", || {
+        exec.metrics().in_flight == 0
+    })
+    .await;
     assert_idle(&exec);
 }
 
@@ -652,7 +709,8 @@ fn dropping_the_executor_without_shutdown_lets_tasks_finish() {
         .max_concurrency(2)
         .max_pending(8)
         .handle(rt.handle().clone())
-        .build();
+        .build()
+        .unwrap();
     let handles: Vec<_> = (0..10u32)
         .map(|i| exec.try_spawn(async move { i * 2 }).unwrap())
         .collect();
@@ -668,7 +726,8 @@ fn dropping_the_executor_without_shutdown_lets_tasks_finish() {
         .max_concurrency(1)
         .max_pending(4)
         .handle(rt.handle().clone())
-        .build();
+        .build()
+        .unwrap();
     let pending: Vec<_> = (0..3)
         .map(|_| exec.try_spawn(std::future::pending::<()>()).unwrap())
         .collect();
@@ -676,4 +735,99 @@ fn dropping_the_executor_without_shutdown_lets_tasks_finish() {
     let m = exec.metrics();
     assert_eq!(m.in_flight, 0, "{m:?}");
     drop(pending);
+}
+
+#[tokio::test]
+async fn refusals_convert_to_io_errors_that_are_not_would_block() {
+    let exec = BoundedExecutor::builder()
+        .max_concurrency(1)
+        .max_pending(0)
+        .build()
+        .unwrap();
+    let busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
+    let full = std::io::Error::from(exec.try_spawn(async {}).unwrap_err());
+    assert_eq!(full.kind(), std::io::ErrorKind::Other, "{full}");
+    assert!(full.to_string().contains("executor full"), "{full}");
+    busy.abort();
+    let report = exec.shutdown(Instant::now()).await;
+    assert_eq!(report.aborted + report.never_started, 1);
+    let closed = std::io::Error::from(exec.try_spawn(async {}).unwrap_err());
+    assert_eq!(closed.kind(), std::io::ErrorKind::NotConnected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn overloaded_refusal_is_not_would_block_either() {
+    let exec = BoundedExecutor::builder()
+        .max_concurrency(1)
+        .max_pending(4)
+        .shed_after(Some(Duration::from_millis(10)))
+        .build()
+        .unwrap();
+    let busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
+    let queued = exec.try_spawn(async {}).unwrap();
+    settle().await;
+    sleep(Duration::from_millis(20)).await;
+    let err = exec.try_spawn(async {}).unwrap_err();
+    assert!(matches!(err, SpawnError::Overloaded { .. }), "{err:?}");
+    assert_eq!(std::io::Error::from(err).kind(), std::io::ErrorKind::Other);
+    busy.abort();
+    queued.await.unwrap();
+}
+
+#[test]
+fn build_reports_invalid_configurations_as_errors() {
+    use std::error::Error as _;
+
+    let err = BoundedExecutor::builder().build().unwrap_err();
+    assert!(matches!(err, BuildError::NoRuntime(_)), "{err:?}");
+    let source = err
+        .source()
+        .expect("the runtime lookup error is the source");
+    assert!(
+        !err.to_string().contains(&source.to_string()),
+        "the cause is not repeated in Display: {err}"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut builder = BoundedExecutor::builder();
+    builder.handle(rt.handle().clone()).max_concurrency(0);
+    assert!(matches!(
+        builder.max_pending(0).build(),
+        Err(BuildError::NoCapacity)
+    ));
+    // Zero running with a backlog is a paused executor, which is allowed.
+    let paused = builder.max_pending(1).build().unwrap();
+    assert!(paused.try_spawn(async {}).is_ok());
+    assert!(paused.try_spawn(async {}).is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_report_agrees_with_metrics() {
+    let exec = BoundedExecutor::new(1, 3);
+    exec.try_spawn(async {}).unwrap().await.unwrap(); // before the shutdown: not in the report
+    let _quick = exec.try_spawn(sleep(Duration::from_millis(5))).unwrap();
+    let _stuck = exec.try_spawn(std::future::pending::<()>()).unwrap();
+    let _never = exec.try_spawn(async {}).unwrap();
+    let before = exec.metrics();
+    let report = exec.shutdown(Instant::now() + Duration::from_secs(1)).await;
+    let after = exec.metrics();
+    assert_eq!(
+        (report.completed, report.aborted, report.never_started),
+        (1, 1, 1)
+    );
+    assert_eq!(report.completed, after.completed - before.completed);
+    assert_eq!(report.aborted, after.aborted - before.aborted);
+    assert_eq!(
+        report.never_started,
+        after.never_started - before.never_started
+    );
+    assert_eq!(report.detached, after.in_flight);
+}
+
+#[tokio::test(start_paused = true)]
+#[should_panic(expected = "timed out waiting until the impossible")]
+async fn wait_until_fails_instead_of_hanging() {
+    wait_until("the impossible", || false).await;
 }

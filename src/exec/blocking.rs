@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use super::error::SpawnError;
 use super::executor::BoundedExecutor;
 use super::handle::TaskHandle;
+use super::shared::Refusal;
 use super::task::{Body, Guard};
 
 pin_project! {
@@ -106,7 +107,12 @@ impl BoundedExecutor {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
-        match self.shared.admit_wait(None).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(None).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Blocking::new(work), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, work)),
         }

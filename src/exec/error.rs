@@ -2,6 +2,32 @@ use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
+use tokio::runtime::TryCurrentError;
+
+/// Why [`ExecutorBuilder::build`](super::ExecutorBuilder::build) could not build an executor.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use tidegate::exec::{BoundedExecutor, BuildError};
+///
+/// let err = BoundedExecutor::builder().max_concurrency(0).max_pending(0).build().unwrap_err();
+/// assert!(matches!(err, BuildError::NoCapacity));
+/// # }
+/// ```
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// `max_concurrency` and `max_pending` are both zero: the executor could never admit a task.
+    #[error("max_concurrency and max_pending are both zero: nothing could be admitted")]
+    NoCapacity,
+    /// No runtime handle was given and the builder was used outside a tokio runtime.
+    #[error("no tokio runtime: build inside a runtime or give the builder a handle")]
+    NoRuntime(#[source] TryCurrentError),
+}
+
 /// Why a [`BoundedExecutor`](super::BoundedExecutor) did not admit a task. The task comes back inside the
 /// error, untouched, so the caller can run it elsewhere, retry later or drop it knowingly.
 ///
@@ -14,7 +40,7 @@ use std::time::Duration;
 /// # async fn main() {
 /// use tidegate::exec::{BoundedExecutor, SpawnError};
 ///
-/// let exec = BoundedExecutor::builder().max_concurrency(1).max_pending(0).build();
+/// let exec = BoundedExecutor::builder().max_concurrency(1).max_pending(0).build().unwrap();
 /// let _busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
 /// match exec.try_spawn(async { 42 }) {
 ///     Err(SpawnError::Full { task, in_flight, limit }) => {
@@ -41,7 +67,7 @@ pub enum SpawnError<T> {
         limit: usize,
     },
     /// Load shedding: the oldest task waiting for a run slot had waited longer than the configured
-    /// [`shed_after`](super::Builder::shed_after) limit.
+    /// [`shed_after`](super::ExecutorBuilder::shed_after) limit.
     #[error(
         "executor overloaded: oldest pending task has waited {oldest_pending:?}, limit {limit:?}"
     )]
@@ -77,7 +103,7 @@ impl<T> SpawnError<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
-    /// let exec = tidegate::exec::BoundedExecutor::builder().max_concurrency(1).max_pending(0).build();
+    /// let exec = tidegate::exec::BoundedExecutor::builder().max_concurrency(1).max_pending(0).build().unwrap();
     /// let _busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
     /// let task = exec.try_spawn(async { "run me elsewhere" }).unwrap_err().into_inner();
     /// assert_eq!(tokio::spawn(task).await.unwrap(), "run me elsewhere");
@@ -124,11 +150,14 @@ impl<T> fmt::Debug for SpawnError<T> {
 
 impl<T> From<SpawnError<T>> for std::io::Error {
     /// Drops the task; use this only where the task is worthless without admission.
+    ///
+    /// A refusal is never `WouldBlock`: that kind tells non-blocking I/O code to retry the same call once the
+    /// source is ready, and nothing here signals readiness. `Full` and `Overloaded` map to `Other`.
     fn from(err: SpawnError<T>) -> Self {
         let kind = match err {
             SpawnError::Closed { .. } => std::io::ErrorKind::NotConnected,
             SpawnError::TimedOut { .. } => std::io::ErrorKind::TimedOut,
-            _ => std::io::ErrorKind::WouldBlock,
+            SpawnError::Full { .. } | SpawnError::Overloaded { .. } => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, err.to_string())
     }

@@ -1,14 +1,13 @@
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::builder::Builder;
+use super::builder::ExecutorBuilder;
 use super::error::SpawnError;
 use super::handle::TaskHandle;
 use super::metrics::ExecMetrics;
-use super::shared::Shared;
+use super::shared::{Refusal, Shared};
 use super::task::{Body, Guard, Plain, Task};
 
 /// Runs futures on tokio with a bound on how many run at once (`max_concurrency`) and on how many wait
@@ -43,21 +42,37 @@ pub struct BoundedExecutor {
 }
 
 impl BoundedExecutor {
-    /// An executor on the current runtime with the given limits and the other defaults of [`Builder`].
+    /// An executor on the current runtime with the given limits and the other defaults of
+    /// [`ExecutorBuilder`].
     ///
     /// # Panics
     ///
-    /// If called outside a tokio runtime.
+    /// If called outside a tokio runtime, or with both limits zero; [`ExecutorBuilder::build`] returns these
+    /// as errors instead.
     pub fn new(max_concurrency: usize, max_pending: usize) -> Self {
-        Builder::new()
+        match ExecutorBuilder::new()
             .max_concurrency(max_concurrency)
             .max_pending(max_pending)
             .build()
+        {
+            Ok(exec) => exec,
+            Err(err) => panic!("BoundedExecutor::new: {err}"),
+        }
     }
 
-    /// A [`Builder`] with the documented defaults.
-    pub fn builder() -> Builder {
-        Builder::new()
+    /// An [`ExecutorBuilder`] with the documented defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let exec = tidegate::exec::BoundedExecutor::builder().max_concurrency(8).build().unwrap();
+    /// assert_eq!((exec.max_concurrency(), exec.max_pending()), (8, tidegate::exec::DEFAULT_MAX_PENDING));
+    /// # }
+    /// ```
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder::new()
     }
 
     pub(crate) fn from_shared(shared: Shared) -> Self {
@@ -135,7 +150,12 @@ impl BoundedExecutor {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.shared.admit_wait(None).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(None).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
@@ -174,7 +194,12 @@ impl BoundedExecutor {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        match self.shared.admit_wait(Some(timeout)).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(Some(timeout)).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
@@ -221,7 +246,7 @@ impl BoundedExecutor {
         self.shared.set_limits(None, Some(max));
     }
 
-    /// Turns load shedding on (`Some(limit)`) or off (`None`); see [`Builder::shed_after`].
+    /// Turns load shedding on (`Some(limit)`) or off (`None`); see [`ExecutorBuilder::shed_after`].
     pub fn set_shed_after(&self, limit: Option<Duration>) {
         self.shared.set_shed_after(limit);
     }
@@ -247,41 +272,12 @@ impl BoundedExecutor {
     }
 
     /// A snapshot of the counters.
+    ///
+    /// # Examples
+    ///
+    /// See [`ExecMetrics`].
     pub fn metrics(&self) -> ExecMetrics {
-        let s = &self.shared;
-        let c = &s.counters;
-        let (completed, panicked, aborted, never_started) = (
-            s.gate.hot.completed.load(Relaxed),
-            c.panicked.load(Relaxed),
-            c.aborted.load(Relaxed),
-            c.never_started.load(Relaxed),
-        );
-        let in_flight = s.in_flight();
-        let gate = s.gate.stats();
-        let started = completed + panicked + aborted + gate.running as u64;
-        let mean_nanos = gate
-            .waited_total
-            .as_nanos()
-            .checked_div(u128::from(started))
-            .unwrap_or(0);
-        ExecMetrics {
-            name: s.name.as_deref().map(str::to_owned),
-            max_concurrency: s.max_concurrency(),
-            max_pending: s.max_pending(),
-            in_flight,
-            running: gate.running,
-            pending: in_flight.saturating_sub(gate.running),
-            peak_pending: c.peak_pending.load(Relaxed),
-            admitted: in_flight as u64 + completed + panicked + aborted + never_started,
-            refused: c.refused.load(Relaxed),
-            completed,
-            panicked,
-            aborted,
-            never_started,
-            active_keys: s.keys.active(),
-            pending_time_max: gate.waited_max,
-            pending_time_mean: Duration::from_nanos(u64::try_from(mean_nanos).unwrap_or(u64::MAX)),
-        }
+        self.shared.metrics()
     }
 }
 

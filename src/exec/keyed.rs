@@ -9,12 +9,14 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 
-use parking_lot::Mutex;
 use tokio::sync::oneshot;
+
+use crate::loom::Mutex;
 
 use super::error::SpawnError;
 use super::executor::BoundedExecutor;
 use super::handle::TaskHandle;
+use super::shared::Refusal;
 use super::task::Plain;
 
 pub(crate) struct KeyMap {
@@ -158,7 +160,12 @@ impl BoundedExecutor {
         F::Output: Send + 'static,
     {
         let hash = self.shared.keys.hash(&key);
-        match self.shared.admit_wait(None).await {
+        // The common case admits at once, without building the waiting future.
+        let admitted = match self.shared.try_admit() {
+            Err(Refusal::Full { .. }) => self.shared.admit_wait(None).await,
+            other => other,
+        };
+        match admitted {
             Ok(()) => Ok(self.launch(Plain::new(future), Some(hash))),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }

@@ -9,7 +9,7 @@
 //! Beyond that, [`try_spawn`](BoundedExecutor::try_spawn) refuses at once and hands the future back inside
 //! [`SpawnError`]; [`spawn`](BoundedExecutor::spawn) waits for room (cancel-safe);
 //! [`spawn_timeout`](BoundedExecutor::spawn_timeout) waits with a deadline. With
-//! [`shed_after`](Builder::shed_after), the executor also refuses while its oldest waiting task has waited too
+//! [`shed_after`](ExecutorBuilder::shed_after), the executor also refuses while its oldest waiting task has waited too
 //! long. Every form returns a [`TaskHandle`]: await it for the output or a [`TaskError`], or abort the task.
 //!
 //! [`try_spawn_keyed`](BoundedExecutor::try_spawn_keyed) runs tasks with the same key one at a time in
@@ -32,7 +32,7 @@
 //! # async fn main() {
 //! use tidegate::exec::{BoundedExecutor, SpawnError};
 //!
-//! let exec = BoundedExecutor::builder().max_concurrency(2).max_pending(1).name("handlers").build();
+//! let exec = BoundedExecutor::builder().max_concurrency(2).max_pending(1).name("handlers").build().unwrap();
 //! let (release, gate) = tokio::sync::watch::channel(false);
 //! let mut handles = Vec::new();
 //! for i in 0..3 {
@@ -62,14 +62,16 @@ mod executor;
 mod gate;
 mod handle;
 mod keyed;
+#[cfg(all(test, tidegate_loom))]
+mod loom_tests;
 mod metrics;
 mod registry;
 mod shared;
 mod shutdown;
 mod task;
 
-pub use builder::{Builder, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PENDING};
-pub use error::{SpawnError, TaskError};
+pub use builder::{ExecutorBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PENDING};
+pub use error::{BuildError, SpawnError, TaskError};
 pub use executor::BoundedExecutor;
 pub use handle::TaskHandle;
 pub use metrics::ExecMetrics;
@@ -87,6 +89,7 @@ mod tests {
         assert_send_sync::<TaskHandle<u8>>();
         assert_send_sync::<SpawnError<()>>();
         assert_send_sync::<ExecMetrics>();
-        assert_send_sync::<Builder>();
+        assert_send_sync::<ExecutorBuilder>();
+        assert_send_sync::<BuildError>();
     }
 }

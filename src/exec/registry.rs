@@ -6,39 +6,41 @@
 //! registered task is woken, sees the flag and cancels itself. Tasks scheduled but not yet polled see the flag
 //! on their first poll.
 
-use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::Waker;
 
-use parking_lot::Mutex;
+use crate::loom::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
+use crate::loom::Mutex;
+use crate::waker_slab::WakerSlab;
 
 use super::shared::Shared;
 
-const SHARDS: usize = 8;
+/// Under loom every thread uses one shard: fewer locks to explore, and the shard choice (a process-wide
+/// counter loom cannot see) does not vary between explored executions.
+const SHARDS: usize = if cfg!(all(test, tidegate_loom)) { 1 } else { 8 };
 
 pub(crate) struct Registry {
-    shards: [Mutex<Slab>; SHARDS],
+    shards: [Mutex<WakerSlab>; SHARDS],
     aborting: AtomicBool,
 }
 
-#[derive(Default)]
-struct Slab {
-    entries: Vec<Option<Waker>>,
-    free: Vec<usize>,
+/// Where a registration lives in the registry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    shard: usize,
+    key: usize,
 }
 
 /// A task's entry; dropping it (when the task's future is dropped) removes the waker.
 pub(crate) struct Registered {
     shared: Arc<Shared>,
-    shard: usize,
-    index: usize,
+    entry: Entry,
 }
 
 impl Registry {
     pub(crate) fn new() -> Self {
         Registry {
-            shards: std::array::from_fn(|_| Mutex::new(Slab::default())),
+            shards: std::array::from_fn(|_| Mutex::new(WakerSlab::default())),
             aborting: AtomicBool::new(false),
         }
     }
@@ -51,59 +53,54 @@ impl Registry {
     pub(crate) fn abort_all(&self) {
         self.aborting.store(true, SeqCst);
         for shard in &self.shards {
-            for waker in shard.lock().entries.iter().flatten() {
-                waker.wake_by_ref();
-            }
+            shard.lock().wake_all_by_ref();
         }
+    }
+
+    /// Registers `waker`. Also wakes it if an abort raced with the registration: `abort_all` sets its flag
+    /// before walking the shards, and we read the flag after unlocking ours, so one of the two sees the other.
+    pub(crate) fn register(&self, waker: &Waker) -> Entry {
+        let shard = shard_index();
+        let key = self.shards[shard].lock().insert(waker);
+        if self.aborting.load(SeqCst) {
+            waker.wake_by_ref();
+        }
+        Entry { shard, key }
+    }
+
+    pub(crate) fn deregister(&self, entry: Entry) {
+        let waker = self.shards[entry.shard].lock().remove(entry.key);
+        drop(waker);
     }
 }
 
 impl Registered {
-    /// Registers `waker`. Also wakes it if an abort raced with the registration: `abort_all` sets its flag
-    /// before walking the shards, and we read the flag after unlocking ours, so one of the two sees the other.
     pub(crate) fn new(shared: &Arc<Shared>, waker: &Waker) -> Self {
-        let shard = shard_index();
-        let index = {
-            let mut slab = shared.registry.shards[shard].lock();
-            match slab.free.pop() {
-                Some(index) => {
-                    slab.entries[index] = Some(waker.clone());
-                    index
-                }
-                None => {
-                    slab.entries.push(Some(waker.clone()));
-                    slab.entries.len() - 1
-                }
-            }
-        };
-        if shared.registry.aborting.load(SeqCst) {
-            waker.wake_by_ref();
-        }
         Registered {
+            entry: shared.registry.register(waker),
             shared: Arc::clone(shared),
-            shard,
-            index,
         }
     }
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        let mut slab = self.shared.registry.shards[self.shard].lock();
-        slab.entries[self.index] = None;
-        slab.free.push(self.index);
+        self.shared.registry.deregister(self.entry);
     }
 }
 
 /// Spreads threads over the shards; a thread keeps its shard so its registrations rarely contend.
 fn shard_index() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    if SHARDS == 1 {
+        return 0;
+    }
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     thread_local! {
-        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
+        static INDEX: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
     }
     INDEX.with(|index| {
         if index.get() == usize::MAX {
-            index.set(NEXT.fetch_add(1, Relaxed) % SHARDS);
+            index.set(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % SHARDS);
         }
         index.get()
     })

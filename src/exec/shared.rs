@@ -1,17 +1,21 @@
 //! State shared by an executor's handles and its tasks: admission, outcome counters, wake-ups.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::loom::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+use crate::loom::Mutex;
+
 use super::error::SpawnError;
 use super::gate::Gate;
 use super::keyed::KeyMap;
+use super::metrics::ExecMetrics;
 use super::registry::Registry;
 
 /// The top bit of `Shared::state` marks the executor closed, so admission checks "closed" and "full" with the
@@ -154,13 +158,9 @@ impl Shared {
         }
     }
 
-    /// Waits for room in the backlog. Cancel-safe: returning `Ok` is the last step, so a dropped wait has
-    /// admitted nothing.
+    /// Waits for room in the backlog; callers try [`try_admit`](Self::try_admit) first. Cancel-safe: returning
+    /// `Ok` is the last step, so a dropped wait has admitted nothing.
     pub(crate) async fn admit_wait(&self, timeout: Option<Duration>) -> Result<(), Refusal> {
-        match self.try_admit() {
-            Err(Refusal::Full { .. }) => {}
-            other => return other,
-        }
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let notified = self.room.notified();
@@ -279,6 +279,43 @@ impl Shared {
         match self.shed_after.load(Relaxed) {
             0 => None,
             nanos => Some(Duration::from_nanos(nanos)),
+        }
+    }
+
+    /// The snapshot behind `metrics()` and the shutdown report: the one place that reads the counters.
+    pub(crate) fn metrics(&self) -> ExecMetrics {
+        let c = &self.counters;
+        let (completed, panicked, aborted, never_started) = (
+            self.gate.hot.completed.load(Relaxed),
+            c.panicked.load(Relaxed),
+            c.aborted.load(Relaxed),
+            c.never_started.load(Relaxed),
+        );
+        let in_flight = self.in_flight();
+        let gate = self.gate.stats();
+        let started = completed + panicked + aborted + gate.running as u64;
+        let mean_nanos = gate
+            .waited_total
+            .as_nanos()
+            .checked_div(u128::from(started))
+            .unwrap_or(0);
+        ExecMetrics {
+            name: self.name.as_deref().map(str::to_owned),
+            max_concurrency: self.max_concurrency(),
+            max_pending: self.max_pending(),
+            in_flight,
+            running: gate.running,
+            pending: in_flight.saturating_sub(gate.running),
+            peak_pending: c.peak_pending.load(Relaxed),
+            admitted: in_flight as u64 + completed + panicked + aborted + never_started,
+            refused: c.refused.load(Relaxed),
+            completed,
+            panicked,
+            aborted,
+            never_started,
+            active_keys: self.keys.active(),
+            pending_time_max: gate.waited_max,
+            pending_time_mean: Duration::from_nanos(u64::try_from(mean_nanos).unwrap_or(u64::MAX)),
         }
     }
 }

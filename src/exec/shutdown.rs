@@ -1,4 +1,4 @@
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use crate::loom::atomic::Ordering::SeqCst;
 
 use tokio::time::Instant;
 
@@ -57,17 +57,7 @@ impl BoundedExecutor {
     /// # }
     /// ```
     pub async fn shutdown(&self, deadline: Instant) -> ShutdownReport {
-        let shared = &*self.shared;
-        let snapshot = |s: &super::shared::Shared| {
-            let c = &s.counters;
-            [
-                s.gate.hot.completed.load(Relaxed),
-                c.panicked.load(Relaxed),
-                c.aborted.load(Relaxed),
-                c.never_started.load(Relaxed),
-            ]
-        };
-        let before = snapshot(shared);
+        let before = self.shared.metrics();
         self.shared.close();
         let graceful = tokio::time::timeout_at(deadline, self.wait_for_tasks(true)).await;
         if graceful.is_err() {
@@ -75,13 +65,13 @@ impl BoundedExecutor {
             // Cancelled tasks are dropped by the runtime; wait for that, but not for blocking closures.
             self.wait_for_tasks(false).await;
         }
-        let after = snapshot(shared);
+        let after = self.shared.metrics();
         ShutdownReport {
-            completed: after[0] - before[0],
-            panicked: after[1] - before[1],
-            aborted: after[2] - before[2],
-            never_started: after[3] - before[3],
-            detached: self.shared.in_flight(),
+            completed: after.completed - before.completed,
+            panicked: after.panicked - before.panicked,
+            aborted: after.aborted - before.aborted,
+            never_started: after.never_started - before.never_started,
+            detached: after.in_flight,
         }
     }
 

@@ -12,7 +12,7 @@ use std::task::{ready, Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::sync::oneshot;
 
-use super::gate::Waiter;
+use super::gate::WaiterRef;
 use super::keyed::KeyTurn;
 use super::registry::Registered;
 use super::shared::{Outcome, Shared};
@@ -20,12 +20,17 @@ use super::shared::{Outcome, Shared};
 /// The accounting of one admitted task.
 pub(crate) struct Guard {
     shared: Arc<Shared>,
-    waiter: Option<Arc<Waiter>>,
+    waiter: Option<WaiterRef>,
     started: bool,
     completed: bool,
     blocking: bool,
-    turn: Option<KeyTurn>,
-    /// Resolves when the previous task with the same key has finished; `None` once it has (or if unkeyed).
+    /// Boxed so that unkeyed tasks, the common case, carry (and copy) one word for it.
+    keyed: Option<Box<Keyed>>,
+}
+
+struct Keyed {
+    turn: KeyTurn,
+    /// Resolves when the previous task with the same key has finished; `None` once it has.
     previous: Option<oneshot::Receiver<()>>,
 }
 
@@ -41,8 +46,7 @@ impl Guard {
             started: false,
             completed: false,
             blocking: false,
-            turn,
-            previous,
+            keyed: turn.map(|turn| Box::new(Keyed { turn, previous })),
         }
     }
 
@@ -65,10 +69,12 @@ impl Guard {
     }
 
     fn poll_turn_and_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(previous) = &mut self.previous {
-            // An error means the predecessor's sender was dropped, which is exactly "it finished".
-            let _ = ready!(Pin::new(previous).poll(cx));
-            self.previous = None;
+        if let Some(keyed) = &mut self.keyed {
+            if let Some(previous) = &mut keyed.previous {
+                // An error means the predecessor's sender was dropped, which is exactly "it finished".
+                let _ = ready!(Pin::new(previous).poll(cx));
+                keyed.previous = None;
+            }
         }
         if !self.started {
             ready!(self.shared.gate.poll_acquire(cx, &mut self.waiter));
@@ -87,8 +93,9 @@ impl Drop for Guard {
         if self.started || granted_unused {
             self.shared.gate.release();
         }
-        if let Some(turn) = self.turn.take() {
-            match self.previous.take() {
+        if let Some(keyed) = self.keyed.take() {
+            let Keyed { turn, previous } = *keyed;
+            match previous {
                 None => self.shared.keys.leave(turn),
                 // Cancelled before its turn: the next task with this key must still wait for our predecessor,
                 // so hand our place to a small task that waits for it. Only cancellation pays this.

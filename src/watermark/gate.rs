@@ -9,22 +9,11 @@ use std::task::{Context, Poll, Waker};
 
 use crate::loom::atomic::{AtomicUsize, Ordering};
 use crate::loom::Mutex;
-
-#[derive(Debug, Default)]
-struct Slab {
-    slots: Vec<Slot>,
-    free: Vec<usize>,
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    used: bool,
-    waker: Option<Waker>,
-}
+use crate::waker_slab::WakerSlab;
 
 #[derive(Debug)]
 pub(crate) struct Gate {
-    slab: Mutex<Slab>,
+    slab: Mutex<WakerSlab>,
     /// Registered entries, read without the lock so that waking nobody costs one load.
     registered: AtomicUsize,
 }
@@ -32,7 +21,7 @@ pub(crate) struct Gate {
 impl Gate {
     pub(crate) fn new() -> Self {
         Gate {
-            slab: Mutex::new(Slab::default()),
+            slab: Mutex::new(WakerSlab::default()),
             registered: AtomicUsize::new(0),
         }
     }
@@ -49,23 +38,12 @@ impl Gate {
             return Poll::Ready(());
         }
         let mut slab = self.slab.lock();
-        let index = match *key {
-            Some(index) => index,
+        match *key {
+            Some(index) => slab.update(index, cx.waker()),
             None => {
-                let index = slab.free.pop().unwrap_or_else(|| {
-                    slab.slots.push(Slot::default());
-                    slab.slots.len() - 1
-                });
-                slab.slots[index].used = true;
+                *key = Some(slab.insert(cx.waker()));
                 self.registered.fetch_add(1, Ordering::AcqRel);
-                *key = Some(index);
-                index
             }
-        };
-        let slot = &mut slab.slots[index];
-        match &slot.waker {
-            Some(waker) if waker.will_wake(cx.waker()) => {}
-            _ => slot.waker = Some(cx.waker().clone()),
         }
         if ready() {
             drop(slab);
@@ -78,9 +56,9 @@ impl Gate {
     /// Removes `key`'s entry, if any.
     pub(crate) fn forget(&self, key: &mut Option<usize>) {
         if let Some(index) = key.take() {
-            let mut slab = self.slab.lock();
-            slab.slots[index] = Slot::default();
-            slab.free.push(index);
+            let waker = self.slab.lock().remove(index);
+            // Dropped outside the lock: a waker's drop may run arbitrary code.
+            drop(waker);
             self.registered.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -93,13 +71,8 @@ impl Gate {
         if self.registered.fetch_add(0, Ordering::AcqRel) == 0 {
             return;
         }
-        let wakers: Vec<Waker> = {
-            let mut slab = self.slab.lock();
-            slab.slots
-                .iter_mut()
-                .filter_map(|s| s.waker.take())
-                .collect()
-        };
+        let mut wakers = Vec::new();
+        self.slab.lock().drain_wakers(&mut wakers);
         wakers.into_iter().for_each(Waker::wake);
     }
 }
