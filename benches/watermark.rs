@@ -18,16 +18,21 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::SinkExt;
+use tidegate::codec::LengthFieldCodec;
 use tidegate::watermark::{self, Config, FramedSender, Limits, WatermarkWriter};
 use tokio::io::AsyncWrite;
 use tokio::runtime::Runtime;
 use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
 static PAYLOAD_64: [u8; 64] = [7; 64];
+static PAYLOAD_4K: [u8; 4 * 1024] = [7; 4 * 1024];
 static PAYLOAD_16K: [u8; 16 * 1024] = [7; 16 * 1024];
 
+/// Full sizes under `--bench`, or with `TIDEGATE_BENCH_FULL` set (to count instructions of one full-size run of a
+/// group under callgrind in test mode: `valgrind --tool=callgrind <bench binary> write_frames_64b/tidegate`).
 fn benching() -> bool {
     std::env::args().any(|arg| arg == "--bench")
+        || std::env::var_os("TIDEGATE_BENCH_FULL").is_some()
 }
 
 fn runtime() -> Runtime {
@@ -129,6 +134,9 @@ impl AsyncWrite for Counting {
 enum Framing {
     /// `FramedSender` + `LengthDelimitedCodec`: frames copied into 8 KiB batches, one queue item per batch.
     Encoder,
+    /// `FramedSender::zero_copy` + tidegate's `LengthFieldCodec`: headers in the sender's batch, payloads queued as
+    /// their own `Bytes` right after them (default threshold, 4 KiB), never copied.
+    HeaderEncoder,
     /// Pre-framed: a 4-byte header split off a shared buffer, then the payload `Bytes` itself; the writer sends both
     /// with one vectored write and the payload is never copied.
     ZeroCopy,
@@ -136,7 +144,7 @@ enum Framing {
 
 async fn tidegate_frames(payload: &'static [u8], frames: u64, framing: Framing) -> u64 {
     let (tx, writer) = match framing {
-        Framing::Encoder => WatermarkWriter::new(Counting::default()),
+        Framing::Encoder | Framing::HeaderEncoder => WatermarkWriter::new(Counting::default()),
         // The default 64 KiB high mark holds only four 16 KiB frames; size the marks in frames, as a server
         // sending large frames would (high = 32 frames).
         Framing::ZeroCopy => WatermarkWriter::builder()
@@ -147,6 +155,14 @@ async fn tidegate_frames(payload: &'static [u8], frames: u64, framing: Framing) 
     match framing {
         Framing::Encoder => {
             let mut framed = FramedSender::new(tx, LengthDelimitedCodec::new());
+            for _ in 0..frames {
+                framed.feed(Bytes::from_static(payload)).await.unwrap();
+            }
+            framed.flush().await.unwrap();
+            framed.sender().close();
+        }
+        Framing::HeaderEncoder => {
+            let mut framed = FramedSender::zero_copy(tx, LengthFieldCodec::new(1 << 20));
             for _ in 0..frames {
                 framed.feed(Bytes::from_static(payload)).await.unwrap();
             }
@@ -212,5 +228,22 @@ fn write_frames_16k(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, channel_1p1c, write_frames_64b, write_frames_16k);
+fn write_frames_4k_encoder(c: &mut Criterion) {
+    let frames = if benching() { 10_000 } else { 200 };
+    write_frames(
+        c,
+        "write_frames_4k_encoder",
+        &PAYLOAD_4K,
+        frames,
+        Framing::HeaderEncoder,
+    );
+}
+
+criterion_group!(
+    benches,
+    channel_1p1c,
+    write_frames_64b,
+    write_frames_16k,
+    write_frames_4k_encoder
+);
 criterion_main!(benches);

@@ -298,6 +298,18 @@ impl Encoder<&[u8]> for LengthFieldCodec {
     }
 }
 
+impl LengthFieldCodec {
+    /// Writes only the header that [`encode`](Encoder::encode) writes before a payload of `payload_len` bytes, for
+    /// writers that send the payload from its own storage (`watermark::FramedSender`'s zero-copy path).
+    pub(crate) fn encode_header(
+        &self,
+        payload_len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        self.layout.write_header_only(payload_len, dst)
+    }
+}
+
 impl Encoder<Bytes> for LengthFieldCodec {
     type Error = CodecError;
 

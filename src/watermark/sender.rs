@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::loom::Arc;
 
+use super::bundle::Bundle;
 use super::gate::Registration;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
@@ -63,13 +64,14 @@ impl<T: Weight> Sender<T> {
     /// assert_eq!(tx.pending_bytes(), 100);
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), SendError<T>> {
-        self.push_uncounted(item)
+        self.push_uncounted(Bundle::one(item))
             .inspect_err(|err| self.shared.count_refusal(err))
+            .map_err(|err| err.map_item(Bundle::into_head))
     }
 
-    /// [`try_send`](Self::try_send) without counting a refusal, for callers that retry or account otherwise (a
-    /// `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
-    pub(crate) fn push_uncounted(&self, item: T) -> Result<(), SendError<T>> {
+    /// [`try_send`](Self::try_send) of a bundle without counting a refusal, for callers that retry or account
+    /// otherwise (a `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
+    pub(crate) fn push_uncounted(&self, item: Bundle<T>) -> Result<(), SendError<Bundle<T>>> {
         let weight = item.weight();
         let reservation = match &self.shared.budget {
             None => None,
@@ -105,16 +107,21 @@ impl<T: Weight> Sender<T> {
     /// # }
     /// ```
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.send_from(&mut Some(item)).await
+        self.send_from(&mut Some(Bundle::one(item)))
+            .await
+            .map_err(|err| err.map_item(Bundle::into_head))
     }
 
-    /// [`send`](Self::send) of the item in `slot`, which stays there until the moment it is queued: a caller that
-    /// owns the slot keeps the item if this future is dropped, or if it ends with an error (the item is in the
-    /// error then). An empty slot sends nothing.
+    /// [`send`](Self::send) of the bundle in `slot`, which stays there until the moment it is queued: a caller that
+    /// owns the slot keeps it if this future is dropped, or if it ends with an error (the bundle is in the error
+    /// then). An empty slot sends nothing.
     ///
     /// Only a final outcome counts as a refusal: losing the room to a racing sender between the wait and the push
-    /// is not one; the item waits again.
-    pub(crate) async fn send_from(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
+    /// is not one; the bundle waits again.
+    pub(crate) async fn send_from(
+        &self,
+        slot: &mut Option<Bundle<T>>,
+    ) -> Result<(), SendError<Bundle<T>>> {
         let result = self.send_from_uncounted(slot).await;
         if let Err(err) = &result {
             self.shared.count_refusal(err);
@@ -122,8 +129,11 @@ impl<T: Weight> Sender<T> {
         result
     }
 
-    async fn send_from_uncounted(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
-        let Some(weight) = slot.as_ref().map(T::weight) else {
+    async fn send_from_uncounted(
+        &self,
+        slot: &mut Option<Bundle<T>>,
+    ) -> Result<(), SendError<Bundle<T>>> {
+        let Some(weight) = slot.as_ref().map(Bundle::weight) else {
             return Ok(());
         };
         loop {
@@ -155,15 +165,15 @@ impl<T: Weight> Sender<T> {
         }
     }
 
-    /// Polls a send of the item in `slot` without waiting for the budget (a budget that cannot grant its weight
+    /// Polls a send of the bundle in `slot` without waiting for the budget (a budget that cannot grant its weight
     /// now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
-    /// unwritable or has no room for it under the hard cap, with the item left in the slot. Errors carry the item
-    /// and are counted as refusals.
+    /// unwritable or has no room for it under the hard cap, with the bundle left in the slot. Errors carry the
+    /// bundle and are counted as refusals.
     pub(crate) fn poll_send_from(
         &mut self,
         cx: &mut Context<'_>,
-        slot: &mut Option<T>,
-    ) -> Poll<Result<(), SendError<T>>> {
+        slot: &mut Option<Bundle<T>>,
+    ) -> Poll<Result<(), SendError<Bundle<T>>>> {
         while let Some(item) = slot.take() {
             let weight = item.weight();
             let hard = self.shared.limits.get().hard();
@@ -189,7 +199,7 @@ impl<T: Weight> Sender<T> {
         Poll::Ready(Ok(()))
     }
 
-    fn refused(&self, err: SendError<T>) -> SendError<T> {
+    fn refused<U>(&self, err: SendError<U>) -> SendError<U> {
         self.shared.count_refusal(&err);
         err
     }
@@ -353,14 +363,14 @@ impl<T> Sender<T> {
 
 impl<T> Sender<T> {
     /// Counts `item` as accepted and then lost; see [`Shared::lose`].
-    pub(crate) fn lose(&self, item: T) {
+    pub(crate) fn lose(&self, item: Bundle<T>) {
         self.shared.lose(item);
     }
 }
 
 /// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
 /// is there whenever this is called.
-fn take<T>(slot: &mut Option<T>) -> T {
+fn take<T>(slot: &mut Option<Bundle<T>>) -> Bundle<T> {
     slot.take()
         .expect("the slot holds the item until it is queued or handed back")
 }
