@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::loom::Arc;
 
-use super::bundle::Bundle;
+use super::bundle::Items;
 use super::gate::Registration;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
@@ -64,15 +64,14 @@ impl<T: Weight> Sender<T> {
     /// assert_eq!(tx.pending_bytes(), 100);
     /// ```
     pub fn try_send(&self, item: T) -> Result<(), SendError<T>> {
-        self.push_uncounted(Bundle::one(item))
+        self.push_uncounted(item)
             .inspect_err(|err| self.shared.count_refusal(err))
-            .map_err(|err| err.map_item(Bundle::into_head))
     }
 
     /// [`try_send`](Self::try_send) of a bundle without counting a refusal, for callers that retry or account
     /// otherwise (a `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
-    pub(crate) fn push_uncounted(&self, item: Bundle<T>) -> Result<(), SendError<Bundle<T>>> {
-        let weight = item.weight();
+    pub(crate) fn push_uncounted<I: Items<T>>(&self, item: I) -> Result<(), SendError<I>> {
+        let weight = item.weigh(T::weight);
         let reservation = match &self.shared.budget {
             None => None,
             Some(budget) => match budget.try_reserve(weight) {
@@ -107,9 +106,7 @@ impl<T: Weight> Sender<T> {
     /// # }
     /// ```
     pub async fn send(&self, item: T) -> Result<(), SendError<T>> {
-        self.send_from(&mut Some(Bundle::one(item)))
-            .await
-            .map_err(|err| err.map_item(Bundle::into_head))
+        self.send_from(&mut Some(item)).await
     }
 
     /// [`send`](Self::send) of the bundle in `slot`, which stays there until the moment it is queued: a caller that
@@ -118,10 +115,10 @@ impl<T: Weight> Sender<T> {
     ///
     /// Only a final outcome counts as a refusal: losing the room to a racing sender between the wait and the push
     /// is not one; the bundle waits again.
-    pub(crate) async fn send_from(
+    pub(crate) async fn send_from<I: Items<T>>(
         &self,
-        slot: &mut Option<Bundle<T>>,
-    ) -> Result<(), SendError<Bundle<T>>> {
+        slot: &mut Option<I>,
+    ) -> Result<(), SendError<I>> {
         let result = self.send_from_uncounted(slot).await;
         if let Err(err) = &result {
             self.shared.count_refusal(err);
@@ -129,11 +126,11 @@ impl<T: Weight> Sender<T> {
         result
     }
 
-    async fn send_from_uncounted(
+    async fn send_from_uncounted<I: Items<T>>(
         &self,
-        slot: &mut Option<Bundle<T>>,
-    ) -> Result<(), SendError<Bundle<T>>> {
-        let Some(weight) = slot.as_ref().map(Bundle::weight) else {
+        slot: &mut Option<I>,
+    ) -> Result<(), SendError<I>> {
+        let Some(weight) = slot.as_ref().map(|item| item.weigh(T::weight)) else {
             return Ok(());
         };
         loop {
@@ -169,13 +166,13 @@ impl<T: Weight> Sender<T> {
     /// now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
     /// unwritable or has no room for it under the hard cap, with the bundle left in the slot. Errors carry the
     /// bundle and are counted as refusals.
-    pub(crate) fn poll_send_from(
+    pub(crate) fn poll_send_from<I: Items<T>>(
         &mut self,
         cx: &mut Context<'_>,
-        slot: &mut Option<Bundle<T>>,
-    ) -> Poll<Result<(), SendError<Bundle<T>>>> {
+        slot: &mut Option<I>,
+    ) -> Poll<Result<(), SendError<I>>> {
         while let Some(item) = slot.take() {
-            let weight = item.weight();
+            let weight = item.weigh(T::weight);
             let hard = self.shared.limits.get().hard();
             if weight > hard {
                 return Poll::Ready(Err(self.refused(SendError::TooLarge {
@@ -363,14 +360,14 @@ impl<T> Sender<T> {
 
 impl<T> Sender<T> {
     /// Counts `item` as accepted and then lost; see [`Shared::lose`].
-    pub(crate) fn lose(&self, item: Bundle<T>) {
+    pub(crate) fn lose(&self, item: impl Items<T>) {
         self.shared.lose(item);
     }
 }
 
 /// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
 /// is there whenever this is called.
-fn take<T>(slot: &mut Option<Bundle<T>>) -> Bundle<T> {
+fn take<I>(slot: &mut Option<I>) -> I {
     slot.take()
         .expect("the slot holds the item until it is queued or handed back")
 }

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::budget::{MemoryBudget, Reservation};
 
-use super::bundle::Bundle;
+use super::bundle::Items;
 use super::gate::Gate;
 use super::level::{Change, Level};
 use super::limits::LiveLimits;
@@ -105,12 +105,12 @@ impl<T> Shared<T> {
     ///
     /// A refusal is not counted here: only the caller knows whether it is final (a `send` that lost a race for
     /// the room waits and tries again). Count final ones with [`count_refusal`](Self::count_refusal).
-    pub(crate) fn try_push(
+    pub(crate) fn try_push<I: Items<T>>(
         &self,
-        item: Bundle<T>,
+        item: I,
         weight: usize,
         reservation: Option<Reservation>,
-    ) -> Result<(), SendError<Bundle<T>>> {
+    ) -> Result<(), SendError<I>> {
         if self.is_closed() {
             return Err(self.closed_error(item));
         }
@@ -144,8 +144,8 @@ impl<T> Shared<T> {
             self.after_change(self.level.sub(weight, &limits));
             return Err(SendError::Closed { item, reason });
         }
-        queue.accepted += item.len();
-        queue.items.extend(item.into_iter());
+        queue.accepted += item.count();
+        item.push_into(&mut queue.items);
         if let Some(granted) = reservation {
             match &mut queue.reservation {
                 Some(held) => held.merge(granted),
@@ -376,9 +376,9 @@ impl<T> Shared<T> {
 
     /// Counts an item that a [`FramedSender`](super::FramedSender) had accepted and could not queue when it was
     /// dropped: accepted and undelivered at once, so `accepted = delivered + undelivered + queued` still holds.
-    pub(crate) fn lose(&self, item: Bundle<T>) {
-        let bytes = item.weight_with(self.weigh);
-        let count = item.len();
+    pub(crate) fn lose(&self, item: impl Items<T>) {
+        let bytes = item.weigh(self.weigh);
+        let count = item.count();
         drop(item);
         self.queue.lock().accepted += count;
         self.stats
