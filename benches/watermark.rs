@@ -5,10 +5,14 @@
 //! `write_frames_64b` / `write_frames_16k`: length-prefix frames (tokio-util's `LengthDelimitedCodec`) and write
 //! them into a writer that accepts everything and supports vectored writes, as a socket does. `tidegate` is a
 //! spawned `WatermarkWriter`: for 64-byte frames fed through a `FramedSender` (8 KiB batches) with the default
-//! limits, for 16 KiB frames pre-framed (header + payload `Bytes`, no copy) with a 512 KiB high mark; `framed_write` feeds a
-//! `FramedWrite` and flushes at the end.
+//! limits, for 16 KiB frames pre-framed (header + payload `Bytes`, no copy) with a 512 KiB high mark; `framed_write`
+//! feeds a `FramedWrite` and flushes at the end. `write_frames_4k_encoder`: 4 KiB payloads through an encoder on
+//! both sides; `tidegate` is `FramedSender::zero_copy` with tidegate's `LengthFieldCodec` (the same 4-byte
+//! big-endian header) and the default limits, which queues each payload `Bytes` after its header instead of copying
+//! it; `framed_write` copies it.
 //!
-//! Under `cargo test` (no `--bench` argument) the sizes shrink so the test run stays quick.
+//! Under `cargo test` (no `--bench` argument) the sizes shrink so the test run stays quick; `TIDEGATE_BENCH_FULL`
+//! keeps the full sizes there, so one full-size run of a function can be counted under callgrind.
 
 use std::hint::black_box;
 use std::io::{self, IoSlice};
