@@ -68,8 +68,8 @@ impl<T: Weight> Sender<T> {
             .inspect_err(|err| self.shared.count_refusal(err))
     }
 
-    /// [`try_send`](Self::try_send) of an item or a bundle without counting a refusal, for callers that retry or account
-    /// otherwise (a `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
+    /// [`try_send`](Self::try_send) of an item or a bundle without counting a refusal, for callers that retry or
+    /// account otherwise (a `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
     pub(crate) fn push_uncounted<I: Items<T>>(&self, item: I) -> Result<(), SendError<I>> {
         let weight = item.weigh(T::weight);
         let reservation = match &self.shared.budget {
@@ -109,12 +109,12 @@ impl<T: Weight> Sender<T> {
         self.send_from(&mut Some(item)).await
     }
 
-    /// [`send`](Self::send) of the item (or bundle) in `slot`, which stays there until the moment it is queued: a caller that
-    /// owns the slot keeps it if this future is dropped, or if it ends with an error (the items is in the error
+    /// [`send`](Self::send) of the item (or bundle) in `slot`, which stays there until the moment it is queued: a
+    /// caller that owns the slot keeps it if this future is dropped, or if it ends with an error (they are in the error
     /// then). An empty slot sends nothing.
     ///
     /// Only a final outcome counts as a refusal: losing the room to a racing sender between the wait and the push
-    /// is not one; the items waits again.
+    /// is not one; the items wait again.
     pub(crate) async fn send_from<I: Items<T>>(
         &self,
         slot: &mut Option<I>,
@@ -162,8 +162,8 @@ impl<T: Weight> Sender<T> {
         }
     }
 
-    /// Polls a send of the item (or bundle) in `slot` without waiting for the budget (a budget that cannot grant its weight
-    /// now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
+    /// Polls a send of the item (or bundle) in `slot` without waiting for the budget (a budget that cannot grant
+    /// its weight now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
     /// unwritable or has no room for it under the hard cap, with the items left in the slot. Errors carry the
     /// items and are counted as refusals.
     pub(crate) fn poll_send_from<I: Items<T>>(
