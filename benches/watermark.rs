@@ -5,10 +5,14 @@
 //! `write_frames_64b` / `write_frames_16k`: length-prefix frames (tokio-util's `LengthDelimitedCodec`) and write
 //! them into a writer that accepts everything and supports vectored writes, as a socket does. `tidegate` is a
 //! spawned `WatermarkWriter`: for 64-byte frames fed through a `FramedSender` (8 KiB batches) with the default
-//! limits, for 16 KiB frames pre-framed (header + payload `Bytes`, no copy) with a 512 KiB high mark; `framed_write` feeds a
-//! `FramedWrite` and flushes at the end.
+//! limits, for 16 KiB frames pre-framed (header + payload `Bytes`, no copy) with a 512 KiB high mark; `framed_write`
+//! feeds a `FramedWrite` and flushes at the end. `write_frames_4k_encoder`: 4 KiB payloads through an encoder on
+//! both sides; `tidegate` is `FramedSender::zero_copy` with tidegate's `LengthFieldCodec` (the same 4-byte
+//! big-endian header) and the default limits, which queues each payload `Bytes` after its header instead of copying
+//! it; `framed_write` copies it.
 //!
-//! Under `cargo test` (no `--bench` argument) the sizes shrink so the test run stays quick.
+//! Under `cargo test` (no `--bench` argument) the sizes shrink so the test run stays quick; `TIDEGATE_BENCH_FULL`
+//! keeps the full sizes there, so one full-size run of a function can be counted under callgrind.
 
 use std::hint::black_box;
 use std::io::{self, IoSlice};
@@ -18,16 +22,21 @@ use std::task::{Context, Poll};
 use bytes::{BufMut, Bytes, BytesMut};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use futures_util::SinkExt;
+use tidegate::codec::LengthFieldCodec;
 use tidegate::watermark::{self, Config, FramedSender, Limits, WatermarkWriter};
 use tokio::io::AsyncWrite;
 use tokio::runtime::Runtime;
 use tokio_util::codec::{FramedWrite, LengthDelimitedCodec};
 
 static PAYLOAD_64: [u8; 64] = [7; 64];
+static PAYLOAD_4K: [u8; 4 * 1024] = [7; 4 * 1024];
 static PAYLOAD_16K: [u8; 16 * 1024] = [7; 16 * 1024];
 
+/// Full sizes under `--bench`, or with `TIDEGATE_BENCH_FULL` set (to count instructions of one full-size run of a
+/// group under callgrind in test mode: `valgrind --tool=callgrind <bench binary> write_frames_64b/tidegate`).
 fn benching() -> bool {
     std::env::args().any(|arg| arg == "--bench")
+        || std::env::var_os("TIDEGATE_BENCH_FULL").is_some()
 }
 
 fn runtime() -> Runtime {
@@ -129,6 +138,9 @@ impl AsyncWrite for Counting {
 enum Framing {
     /// `FramedSender` + `LengthDelimitedCodec`: frames copied into 8 KiB batches, one queue item per batch.
     Encoder,
+    /// `FramedSender::zero_copy` + tidegate's `LengthFieldCodec`: headers in the sender's batch, payloads queued as
+    /// their own `Bytes` right after them (default threshold, 4 KiB), never copied.
+    HeaderEncoder,
     /// Pre-framed: a 4-byte header split off a shared buffer, then the payload `Bytes` itself; the writer sends both
     /// with one vectored write and the payload is never copied.
     ZeroCopy,
@@ -136,7 +148,7 @@ enum Framing {
 
 async fn tidegate_frames(payload: &'static [u8], frames: u64, framing: Framing) -> u64 {
     let (tx, writer) = match framing {
-        Framing::Encoder => WatermarkWriter::new(Counting::default()),
+        Framing::Encoder | Framing::HeaderEncoder => WatermarkWriter::new(Counting::default()),
         // The default 64 KiB high mark holds only four 16 KiB frames; size the marks in frames, as a server
         // sending large frames would (high = 32 frames).
         Framing::ZeroCopy => WatermarkWriter::builder()
@@ -147,6 +159,14 @@ async fn tidegate_frames(payload: &'static [u8], frames: u64, framing: Framing) 
     match framing {
         Framing::Encoder => {
             let mut framed = FramedSender::new(tx, LengthDelimitedCodec::new());
+            for _ in 0..frames {
+                framed.feed(Bytes::from_static(payload)).await.unwrap();
+            }
+            framed.flush().await.unwrap();
+            framed.sender().close();
+        }
+        Framing::HeaderEncoder => {
+            let mut framed = FramedSender::zero_copy(tx, LengthFieldCodec::new(1 << 20));
             for _ in 0..frames {
                 framed.feed(Bytes::from_static(payload)).await.unwrap();
             }
@@ -212,5 +232,22 @@ fn write_frames_16k(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, channel_1p1c, write_frames_64b, write_frames_16k);
+fn write_frames_4k_encoder(c: &mut Criterion) {
+    let frames = if benching() { 10_000 } else { 200 };
+    write_frames(
+        c,
+        "write_frames_4k_encoder",
+        &PAYLOAD_4K,
+        frames,
+        Framing::HeaderEncoder,
+    );
+}
+
+criterion_group!(
+    benches,
+    channel_1p1c,
+    write_frames_64b,
+    write_frames_16k,
+    write_frames_4k_encoder
+);
 criterion_main!(benches);

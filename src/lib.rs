@@ -68,7 +68,7 @@
 //! # async fn main() {
 //! let (tx, writer) = WatermarkWriter::builder()
 //!     .limits(Limits::new(16 * 1024, 64 * 1024, 256 * 1024))
-//!     .evict_after(std::time::Duration::from_secs(30))
+//!     .evict_after(Some(std::time::Duration::from_secs(30)))
 //!     .build(tokio::io::sink());
 //! let task = writer.spawn();
 //! tx.send(Bytes::from_static(b"hello")).await.unwrap();

@@ -132,7 +132,7 @@ async fn a_peer_that_stays_stalled_is_evicted_and_every_sender_learns_it() {
     let (tx, writer) = WatermarkWriter::builder()
         .limits(Limits::new(4 * FRAME, 8 * FRAME, 16 * FRAME))
         .budget(budget.clone())
-        .evict_after(Duration::from_millis(500))
+        .evict_after(Some(Duration::from_millis(500)))
         .build(client);
     let task = writer.spawn();
     let senders: Vec<_> = (0..3).map(|_| tx.clone()).collect();

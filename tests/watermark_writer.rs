@@ -274,7 +274,7 @@ async fn close_waits_for_queued_frames_then_shuts_down() {
 async fn a_write_that_stalls_past_the_timeout_fails() {
     let (mock, _log) = Mock::new([Step::Stall], true);
     let (tx, writer) = WatermarkWriter::builder()
-        .stall_timeout(Duration::from_secs(5))
+        .stall_timeout(Some(Duration::from_secs(5)))
         .build(mock);
     tx.try_send(b("stuck")).unwrap();
     let started = tokio::time::Instant::now();

@@ -255,6 +255,18 @@ impl Decoder for LengthFieldCodec {
     }
 }
 
+impl LengthFieldCodec {
+    /// Writes only the header that [`encode`](Encoder::encode) writes before a payload of `payload_len` bytes, for
+    /// writers that send the payload from its own storage (`watermark::FramedSender`'s zero-copy path).
+    pub(crate) fn encode_header(
+        &self,
+        payload_len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        self.layout.write_header_only(payload_len, dst)
+    }
+}
+
 /// The one item type, so that `FramedWrite::new(io, codec)` infers it for `send` and `flush` alike (with a second
 /// `Encoder` impl, `SinkExt::flush` could not tell which `Sink` is meant). A slice goes in as
 /// `Bytes::copy_from_slice(..)`, or `Bytes::from_static(..)` for a literal.

@@ -139,6 +139,25 @@ impl Layout {
         payload_len: usize,
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
+        self.put_header(payload_len, self.header_len + payload_len, dst)
+    }
+
+    /// [`write_header`](Self::write_header) for a payload sent from its own storage: reserves room for the header
+    /// alone, so a large payload does not make `dst` grow.
+    pub(crate) fn write_header_only(
+        &self,
+        payload_len: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
+        self.put_header(payload_len, self.header_len, dst)
+    }
+
+    fn put_header(
+        &self,
+        payload_len: usize,
+        room: usize,
+        dst: &mut BytesMut,
+    ) -> Result<(), CodecError> {
         let len = self.header_len as u128 + payload_len as u128;
         if len > self.max as u128 {
             return Err(CodecError::ItemTooLong {
@@ -154,7 +173,7 @@ impl Layout {
                 width: self.width,
             });
         }
-        dst.reserve(self.header_len + payload_len);
+        dst.reserve(room);
         dst.put_bytes(0, self.offset);
         if self.big_endian {
             dst.put_uint(value as u64, self.width);

@@ -6,19 +6,40 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::{ConfigBuilder, Limits, Sender, WatermarkWriter};
-use crate::MemoryBudget;
+use crate::budget::MemoryBudget;
 
-/// Builds a [`WatermarkWriter`].
+/// Builds a [`WatermarkWriter`]; obtained with [`WatermarkWriter::builder`].
 ///
 /// Defaults: [`Limits::default()`], no budget, no eviction, no stall timeout.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use tidegate::watermark::{Limits, WatermarkWriter};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, writer) = WatermarkWriter::builder()
+///     .limits(Limits::new(16 << 10, 64 << 10, 256 << 10))
+///     .evict_after(Some(Duration::from_secs(10)))
+///     .stall_timeout(None)
+///     .build(tokio::io::sink());
+/// drop((tx, writer));
+/// # }
+/// ```
 #[derive(Debug, Clone, Default)]
-pub struct WriterBuilder {
+pub struct WatermarkWriterBuilder {
     config: ConfigBuilder,
     evict_after: Option<Duration>,
     stall_timeout: Option<Duration>,
 }
 
-impl WriterBuilder {
+/// The builder's old name.
+#[deprecated(since = "0.1.0", note = "renamed to `WatermarkWriterBuilder`")]
+pub type WriterBuilder = WatermarkWriterBuilder;
+
+impl WatermarkWriterBuilder {
     /// The queue's marks. Default: [`Limits::default()`].
     pub fn limits(&mut self, limits: Limits) -> &mut Self {
         self.config.limits(limits);
@@ -31,17 +52,18 @@ impl WriterBuilder {
         self
     }
 
-    /// Disconnects the peer with [`CloseReason::Evicted`](super::CloseReason::Evicted) once the queue has stayed unwritable (over the high mark
-    /// and not yet drained to the low mark) for longer than `after`. Default: never.
-    pub fn evict_after(&mut self, after: Duration) -> &mut Self {
-        self.evict_after = Some(after);
+    /// With `Some(after)`, disconnects the peer with [`CloseReason::Evicted`](super::CloseReason::Evicted) once
+    /// the queue has stayed unwritable (over the high mark and not yet drained to the low mark) for longer than
+    /// `after`. `None` never evicts. Default: `None`.
+    pub fn evict_after(&mut self, after: Option<Duration>) -> &mut Self {
+        self.evict_after = after;
         self
     }
 
-    /// Fails with [`CloseReason::Stalled`](super::CloseReason::Stalled) when one write (or flush or shutdown) makes no progress for `timeout`.
-    /// Default: none.
-    pub fn stall_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.stall_timeout = Some(timeout);
+    /// With `Some(timeout)`, fails with [`CloseReason::Stalled`](super::CloseReason::Stalled) when one write (or
+    /// flush or shutdown) makes no progress for `timeout`. `None` waits as long as the stream does. Default: `None`.
+    pub fn stall_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
+        self.stall_timeout = timeout;
         self
     }
 

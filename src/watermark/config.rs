@@ -1,6 +1,6 @@
 //! The configuration of a watermark channel.
 
-use crate::MemoryBudget;
+use crate::budget::MemoryBudget;
 
 use super::Limits;
 

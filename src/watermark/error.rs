@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use crate::BudgetError;
+use crate::budget::BudgetError;
 
 use super::CloseReason;
 
@@ -23,6 +23,7 @@ use super::CloseReason;
 /// }
 /// ```
 #[derive(thiserror::Error)]
+#[non_exhaustive]
 pub enum SendError<T> {
     /// The item would take the queue over its hard cap now; it may fit once the queue drains.
     #[error("watermark queue full: an item of {weight} bytes does not fit with {queued} bytes queued under a hard cap of {hard}")]
@@ -48,20 +49,22 @@ pub enum SendError<T> {
         /// The hard cap.
         hard: usize,
     },
-    /// The queue's [`MemoryBudget`](crate::MemoryBudget) refused the item's bytes.
-    #[error("the memory budget refused a queued item: {error}")]
+    /// The queue's [`MemoryBudget`](crate::budget::MemoryBudget) refused the item's bytes.
+    #[error("the memory budget refused a queued item")]
     OverBudget {
         /// The refused item.
         item: T,
-        /// The budget's refusal.
+        /// The budget's refusal, also the error's [`source`](std::error::Error::source).
+        #[source]
         error: BudgetError,
     },
     /// The queue no longer accepts items.
-    #[error("the watermark queue is closed: {reason}")]
+    #[error("the watermark queue is closed")]
     Closed {
         /// The refused item.
         item: T,
-        /// Why the queue closed.
+        /// Why the queue closed, also the error's [`source`](std::error::Error::source).
+        #[source]
         reason: CloseReason,
     },
 }
@@ -134,6 +137,36 @@ impl<T> SendError<T> {
             SendError::TooLarge { .. } => io::ErrorKind::InvalidInput,
             SendError::OverBudget { .. } => io::ErrorKind::OutOfMemory,
             SendError::Closed { reason, .. } => reason.io_kind(),
+        }
+    }
+
+    /// The same refusal with the item mapped.
+    pub(crate) fn map_item<U>(self, f: impl FnOnce(T) -> U) -> SendError<U> {
+        match self {
+            SendError::Full {
+                item,
+                weight,
+                queued,
+                hard,
+            } => SendError::Full {
+                item: f(item),
+                weight,
+                queued,
+                hard,
+            },
+            SendError::TooLarge { item, weight, hard } => SendError::TooLarge {
+                item: f(item),
+                weight,
+                hard,
+            },
+            SendError::OverBudget { item, error } => SendError::OverBudget {
+                item: f(item),
+                error,
+            },
+            SendError::Closed { item, reason } => SendError::Closed {
+                item: f(item),
+                reason,
+            },
         }
     }
 

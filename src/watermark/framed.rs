@@ -1,5 +1,6 @@
 //! Encoding messages in front of a watermark queue.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -11,7 +12,8 @@ use futures_sink::Sink;
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Encoder;
 
-use super::{SendError, Sender};
+use super::bundle::Bundle;
+use super::{HeaderEncoder, SendError, Sender, DEFAULT_ZERO_COPY_THRESHOLD};
 
 /// Buffered frames are queued as one item once they reach this size: one queue operation (and later one slice of a
 /// vectored write) carries many small frames, the way `FramedWrite` batches its writes. 8 KiB matches `FramedWrite`'s
@@ -20,6 +22,12 @@ const BATCH: usize = 8 * 1024;
 /// Room reserved when a batch starts: a batch closes at `BATCH` bytes, so this fits it plus a last frame of up to
 /// 1 KiB without the buffer growing (and copying) frame by frame.
 const BATCH_CAPACITY: usize = BATCH + 1024;
+/// Room kept free for one zero-copy frame's header (a length field with its offset).
+const HEADER_ROOM: usize = 64;
+/// Zero-copy frames are queued together (one queue operation, one wake-up of the writer) until they weigh this
+/// much, or the queue's high mark if lower: their payloads are not copied, so this bounds only how long they wait
+/// for a flush, not memory.
+const ZERO_COPY_BATCH: usize = 64 * 1024;
 
 /// A [`Sender`] of frames with an [`Encoder`] in front, so producers send messages.
 ///
@@ -29,10 +37,17 @@ const BATCH_CAPACITY: usize = BATCH + 1024;
 ///
 /// Each clone has its own encoder and buffer (hence `&mut self`); clone one per producer task.
 ///
+/// Made with [`zero_copy`](Self::zero_copy) (for a [`HeaderEncoder`] such as
+/// [`LengthFieldCodec`](crate::codec::LengthFieldCodec)), it does not copy payloads of
+/// [`DEFAULT_ZERO_COPY_THRESHOLD`] bytes or more: it writes only their header into the buffer and queues the payload
+/// `Bytes` right after the buffered bytes, in the same step (so no other producer's frame lands between a header
+/// and its payload); the writer sends both as slices of one vectored write.
+///
 /// Nothing it accepted is lost silently. A batch that meets a full queue, also one that lost the room to a racing
 /// producer, stays with this sender and is queued once there is room. A batch the queue refuses for good (closed,
 /// heavier than the hard cap, or refused by the budget) comes back in the error: the `io::Error` (converted into
-/// `E::Error` with `From`) wraps the [`SendError<Bytes>`] that holds the frames, see the example. Dropping a
+/// `E::Error` with `From`) wraps the [`SendError<Bytes>`] that holds the frames (a zero-copy payload joined to
+/// its header in one `Bytes`), see the example. Dropping a
 /// `FramedSender` queues what it buffered if that fits without waiting; what does not is counted in
 /// [`WatermarkMetrics::undelivered_items`](super::WatermarkMetrics::undelivered_items) (and as accepted).
 ///
@@ -79,8 +94,30 @@ pub struct FramedSender<M, E> {
     buffer: BytesMut,
     /// A batch split off the buffer that the queue has not taken yet; it goes before anything in the buffer.
     /// Keeping it here, not in a future, is what makes waiting for room cancel-safe and a lost race lossless.
-    pending: Option<Bytes>,
+    pending: Option<Bundle<Bytes>>,
+    /// Zero-copy frames (buffered bytes, then a payload) split off after `pending`, before the buffer, in order.
+    later: VecDeque<Bundle<Bytes>>,
+    /// The weight of `later`'s last bundle, the one new zero-copy frames join until it is full.
+    open_weight: usize,
+    zero_copy: Option<ZeroCopy<M, E>>,
     _messages: PhantomData<fn(M)>,
+}
+
+/// The zero-copy path of a [`HeaderEncoder`], kept as plain functions so the sender needs no bound for it.
+struct ZeroCopy<M, E> {
+    threshold: usize,
+    payload_len: fn(&E, &M) -> usize,
+    encode_header: fn(&mut E, M, &mut BytesMut) -> Result<Bytes, M>,
+}
+
+impl<M, E> Clone for ZeroCopy<M, E> {
+    fn clone(&self) -> Self {
+        ZeroCopy {
+            threshold: self.threshold,
+            payload_len: self.payload_len,
+            encode_header: self.encode_header,
+        }
+    }
 }
 
 impl<M, E: Encoder<M>> FramedSender<M, E> {
@@ -91,8 +128,54 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
             encoder,
             buffer: BytesMut::new(),
             pending: None,
+            later: VecDeque::new(),
+            open_weight: 0,
+            zero_copy: None,
             _messages: PhantomData,
         }
+    }
+
+    /// Puts `encoder` in front of `tx`, sending payloads of [`DEFAULT_ZERO_COPY_THRESHOLD`] bytes or more from
+    /// their own storage instead of copying them (see the type's documentation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use tidegate::codec::LengthFieldCodec;
+    /// use tidegate::watermark::{FramedSender, WatermarkWriter};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tidegate::codec::CodecError> {
+    /// let (tx, writer) = WatermarkWriter::new(tokio::io::sink());
+    /// let task = writer.spawn();
+    /// let mut framed = FramedSender::zero_copy(tx, LengthFieldCodec::new(1 << 20));
+    /// framed.send(Bytes::from(vec![7u8; 8192])).await?; // the 8 KiB are not copied
+    /// framed.sender().close();
+    /// assert_eq!(task.await.unwrap().metrics.sent_bytes, 4 + 8192);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn zero_copy(tx: Sender<Bytes>, encoder: E) -> Self
+    where
+        E: HeaderEncoder<M>,
+    {
+        let mut framed = Self::new(tx, encoder);
+        framed.zero_copy = Some(ZeroCopy {
+            threshold: DEFAULT_ZERO_COPY_THRESHOLD,
+            payload_len: E::payload_len,
+            encode_header: E::encode_header,
+        });
+        framed
+    }
+
+    /// Changes the payload size from which a sender made with [`zero_copy`](Self::zero_copy) stops copying.
+    /// Default: [`DEFAULT_ZERO_COPY_THRESHOLD`]. No effect on a sender made with [`new`](Self::new).
+    pub fn set_zero_copy_threshold(&mut self, threshold: usize) -> &mut Self {
+        if let Some(zero_copy) = &mut self.zero_copy {
+            zero_copy.threshold = threshold;
+        }
+        self
     }
 
     /// The underlying sender: writability, close, metrics, sending pre-encoded frames.
@@ -107,10 +190,11 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
 
     /// Bytes encoded but not yet queued.
     pub fn buffered_bytes(&self) -> usize {
-        self.pending.as_ref().map_or(0, Bytes::len) + self.buffer.len()
+        self.buffered()
     }
 
-    /// Encodes `msg` into the buffer, and queues the buffer once it holds 8 KiB or more.
+    /// Encodes `msg` into the buffer, and queues the buffer once it holds 8 KiB or more (or a zero-copy payload
+    /// waits after it).
     ///
     /// # Errors
     ///
@@ -122,7 +206,7 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
     /// As [`flush`](Self::flush): `msg` is buffered before any wait, so a cancelled call loses nothing.
     pub async fn feed(&mut self, msg: M) -> Result<(), E::Error> {
         self.encode(msg)?;
-        if self.buffer.len() >= BATCH {
+        if self.is_full() {
             self.flush().await?;
         }
         Ok(())
@@ -177,7 +261,7 @@ impl<M, E: Encoder<M>> Sink<M> for FramedSender<M, E> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
-        if this.pending.is_none() && this.buffer.len() < BATCH {
+        if this.pending.is_none() && !this.is_full() {
             return Poll::Ready(Ok(()));
         }
         this.poll_queue_buffer(cx)
@@ -197,11 +281,46 @@ impl<M, E: Encoder<M>> Sink<M> for FramedSender<M, E> {
 }
 
 impl<M, E: Encoder<M>> FramedSender<M, E> {
+    #[inline]
     fn encode(&mut self, msg: M) -> Result<(), E::Error> {
+        if self.zero_copy.is_some() {
+            return self.encode_zero_copy(msg);
+        }
+        self.encode_copied(msg)
+    }
+
+    #[inline]
+    fn encode_copied(&mut self, msg: M) -> Result<(), E::Error> {
         if self.buffer.is_empty() {
             self.buffer.reserve(BATCH_CAPACITY);
         }
         self.encoder.encode(msg, &mut self.buffer)
+    }
+
+    fn encode_zero_copy(&mut self, msg: M) -> Result<(), E::Error> {
+        match self.try_zero_copy(msg) {
+            None => Ok(()),
+            Some(msg) => self.encode_copied(msg),
+        }
+    }
+
+    /// Writes `msg`'s header and splits the payload off if it is large enough; gives `msg` back otherwise.
+    fn try_zero_copy(&mut self, msg: M) -> Option<M> {
+        let zc = self.zero_copy.as_ref()?;
+        if (zc.payload_len)(&self.encoder, &msg) < zc.threshold {
+            return Some(msg);
+        }
+        // Headers share one block: a fresh one only when it runs out, not one allocation per frame.
+        if self.buffer.capacity() - self.buffer.len() < HEADER_ROOM {
+            self.buffer.reserve(BATCH_CAPACITY);
+        }
+        match (zc.encode_header)(&mut self.encoder, msg, &mut self.buffer) {
+            Ok(payload) => {
+                self.split_off(payload);
+                None
+            }
+            Err(msg) => Some(msg),
+        }
     }
 
     fn poll_queue_buffer(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E::Error>> {
@@ -215,10 +334,60 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
 impl<M, E> FramedSender<M, E> {
     /// Makes sure the next batch to queue is in `pending`; `false` if nothing is buffered.
     fn take_batch(&mut self) -> bool {
+        if self.pending.is_none() {
+            self.pending = self.later.pop_front();
+            if self.later.is_empty() {
+                self.open_weight = 0;
+            }
+        }
         if self.pending.is_none() && !self.buffer.is_empty() {
-            self.pending = Some(self.buffer.split().freeze());
+            self.pending = Some(Bundle::one(self.buffer.split().freeze()));
         }
         self.pending.is_some()
+    }
+
+    fn buffered(&self) -> usize {
+        let weight = |bundle: &Bundle<Bytes>| bundle.weight_with(Bytes::len);
+        self.pending.as_ref().map_or(0, weight)
+            + self.later.iter().map(weight).sum::<usize>()
+            + self.buffer.len()
+    }
+
+    /// Whether `feed` queues what is buffered: 8 KiB of copied frames, or a full bundle of zero-copy frames.
+    fn is_full(&self) -> bool {
+        self.buffer.len() >= BATCH || (!self.later.is_empty() && self.bundle_is_full())
+    }
+
+    fn bundle_is_full(&self) -> bool {
+        self.later.len() > 1 || self.open_weight >= self.bundle_limit()
+    }
+
+    fn bundle_limit(&self) -> usize {
+        ZERO_COPY_BATCH.min(self.tx.limits().high())
+    }
+
+    /// Queues the buffer (ending with `payload`'s header) and then `payload`, together, after what is pending.
+    fn split_off(&mut self, payload: Bytes) {
+        let header = (!self.buffer.is_empty()).then(|| self.buffer.split().freeze());
+        let weight = header.as_ref().map_or(0, Bytes::len) + payload.len();
+        let bundle = match self.later.back_mut() {
+            Some(open) if self.open_weight < ZERO_COPY_BATCH.min(self.tx.limits().high()) => {
+                self.open_weight += weight;
+                open.tail.extend(header);
+                open.tail.push(payload);
+                return;
+            }
+            _ => match header {
+                Some(header) => Bundle {
+                    head: header,
+                    tail: vec![payload],
+                },
+                // An encoder without a header: the payload opens the bundle.
+                None => Bundle::one(payload),
+            },
+        };
+        self.open_weight = weight;
+        self.later.push_back(bundle);
     }
 }
 
@@ -245,8 +414,19 @@ impl<M, E> Drop for FramedSender<M, E> {
     }
 }
 
-/// Keeps the `SendError` (and so the refused frames) as the `io::Error`'s inner error.
-fn refusal<Err: From<io::Error>>(err: SendError<Bytes>) -> Err {
+/// Keeps the `SendError` (and so the refused frames) as the `io::Error`'s inner error. A zero-copy payload is
+/// joined to its header here: a copy only on the refusal path, so the error holds one `Bytes` as for any batch.
+fn refusal<Err: From<io::Error>>(err: SendError<Bundle<Bytes>>) -> Err {
+    let err = err.map_item(|bundle| {
+        if bundle.tail.is_empty() {
+            return bundle.head;
+        }
+        let mut joined = BytesMut::with_capacity(bundle.weight_with(Bytes::len));
+        bundle
+            .into_iter()
+            .for_each(|part| joined.extend_from_slice(&part));
+        joined.freeze()
+    });
     Err::from(io::Error::new(err.io_kind(), err))
 }
 
@@ -257,6 +437,9 @@ impl<M, E: Clone> Clone for FramedSender<M, E> {
             encoder: self.encoder.clone(),
             buffer: BytesMut::new(),
             pending: None,
+            later: VecDeque::new(),
+            open_weight: 0,
+            zero_copy: self.zero_copy.clone(),
             _messages: PhantomData,
         }
     }
@@ -266,8 +449,11 @@ impl<M, E> fmt::Debug for FramedSender<M, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FramedSender")
             .field("tx", &self.tx)
-            .field("pending_batch", &self.pending.as_ref().map(Bytes::len))
-            .field("buffered_bytes", &self.buffer.len())
+            .field("buffered_bytes", &self.buffered())
+            .field(
+                "zero_copy_threshold",
+                &self.zero_copy.as_ref().map(|zc| zc.threshold),
+            )
             .finish_non_exhaustive()
     }
 }

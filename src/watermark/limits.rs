@@ -21,7 +21,7 @@ pub const DEFAULT_HARD: usize = 256 * 1024;
 /// peer keeps the queue writable while a stalled one is noticed after one buffer's worth. The hard cap of 256 KiB
 /// (4 x high) leaves room for bursts from producers that use [`try_send`](super::Sender::try_send) without checking
 /// writability, while bounding 10 000 stalled connections to 2.5 GiB; use a
-/// [`MemoryBudget`](crate::MemoryBudget) for a process-wide bound.
+/// [`MemoryBudget`](crate::budget::MemoryBudget) for a process-wide bound.
 ///
 /// # Examples
 ///

@@ -10,12 +10,12 @@
 //! * it turns writable again only at or below **low** (hysteresis: no flapping around one mark);
 //! * an item that would take it over **hard** is refused, and the item comes back in the error.
 //!
-//! An optional [`MemoryBudget`](crate::MemoryBudget) is charged for every queued byte, so many queues together stay
+//! An optional [`MemoryBudget`](crate::budget::MemoryBudget) is charged for every queued byte, so many queues together stay
 //! under one process-wide limit.
 //!
 //! [`WatermarkWriter`] owns the receiving side and the stream: it writes many queued frames per syscall with vectored
 //! writes, flushes when the queue runs dry, disconnects a peer that keeps the queue unwritable for longer than
-//! [`evict_after`](WriterBuilder::evict_after), and reports to every sender why it stopped
+//! [`evict_after`](WatermarkWriterBuilder::evict_after), and reports to every sender why it stopped
 //! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). [`FramedSender`] puts an
 //! [`Encoder`](tokio_util::codec::Encoder) in front of the queue so producers send messages.
 //!
@@ -38,11 +38,13 @@
 //! ```
 
 mod builder;
+mod bundle;
 mod channel;
 mod config;
 mod error;
 mod framed;
 mod gate;
+mod header;
 mod level;
 mod limits;
 mod metrics;
@@ -57,11 +59,13 @@ mod watchdog;
 mod weight;
 mod writer;
 
-pub use builder::WriterBuilder;
+#[allow(deprecated)]
+pub use builder::{WatermarkWriterBuilder, WriterBuilder};
 pub use channel::channel;
 pub use config::{Config, ConfigBuilder};
 pub use error::SendError;
 pub use framed::FramedSender;
+pub use header::{HeaderEncoder, DEFAULT_ZERO_COPY_THRESHOLD};
 pub use limits::{Limits, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
 pub use metrics::WatermarkMetrics;
 pub use reason::CloseReason;

@@ -45,8 +45,8 @@ pub enum CloseReason {
         timeout: Duration,
     },
     /// Writing to or flushing the stream failed.
-    #[error("writing to the stream failed: {0}")]
-    Io(Arc<io::Error>),
+    #[error("writing to the stream failed")]
+    Io(#[source] Arc<io::Error>),
 }
 
 impl CloseReason {
@@ -70,6 +70,8 @@ impl CloseReason {
 impl CloseReason {
     pub(crate) fn io_kind(&self) -> io::ErrorKind {
         match self {
+            // A refusal must never read as "poll again later", even if the stream reported it so.
+            CloseReason::Io(err) if err.kind() == io::ErrorKind::WouldBlock => io::ErrorKind::Other,
             CloseReason::Io(err) => err.kind(),
             CloseReason::Evicted { .. } | CloseReason::Stalled { .. } => io::ErrorKind::TimedOut,
             _ => io::ErrorKind::BrokenPipe,

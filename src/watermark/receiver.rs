@@ -192,6 +192,33 @@ impl<T> Receiver<T> {
     }
 }
 
+// Items are moved in and out, never pinned.
+impl<T> Unpin for Receiver<T> {}
+
+/// The items in order, ending (`None`) once the queue is closed and drained, or aborted: [`poll_recv`](Receiver::poll_recv).
+///
+/// # Examples
+///
+/// ```
+/// use futures_util::StreamExt;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let (tx, rx) = tidegate::watermark::channel(Default::default());
+/// tx.try_send(vec![1u8]).unwrap();
+/// tx.try_send(vec![2u8, 3]).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.collect::<Vec<_>>().await, [vec![1], vec![2, 3]]);
+/// # }
+/// ```
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         self.shared.close(CloseReason::ReceiverDropped, true);

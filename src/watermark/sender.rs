@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use crate::loom::Arc;
 
+use super::bundle::Items;
 use super::gate::Registration;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
@@ -67,10 +68,10 @@ impl<T: Weight> Sender<T> {
             .inspect_err(|err| self.shared.count_refusal(err))
     }
 
-    /// [`try_send`](Self::try_send) without counting a refusal, for callers that retry or account otherwise (a
-    /// `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
-    pub(crate) fn push_uncounted(&self, item: T) -> Result<(), SendError<T>> {
-        let weight = item.weight();
+    /// [`try_send`](Self::try_send) of an item or a bundle without counting a refusal, for callers that retry or
+    /// account otherwise (a `FramedSender` being dropped counts a refused batch as lost, see [`lose`](Self::lose)).
+    pub(crate) fn push_uncounted<I: Items<T>>(&self, item: I) -> Result<(), SendError<I>> {
+        let weight = item.weigh(T::weight);
         let reservation = match &self.shared.budget {
             None => None,
             Some(budget) => match budget.try_reserve(weight) {
@@ -108,13 +109,16 @@ impl<T: Weight> Sender<T> {
         self.send_from(&mut Some(item)).await
     }
 
-    /// [`send`](Self::send) of the item in `slot`, which stays there until the moment it is queued: a caller that
-    /// owns the slot keeps the item if this future is dropped, or if it ends with an error (the item is in the
-    /// error then). An empty slot sends nothing.
+    /// [`send`](Self::send) of the item (or bundle) in `slot`, which stays there until the moment it is queued: a
+    /// caller that owns the slot keeps it if this future is dropped, or if it ends with an error (they are in the error
+    /// then). An empty slot sends nothing.
     ///
     /// Only a final outcome counts as a refusal: losing the room to a racing sender between the wait and the push
-    /// is not one; the item waits again.
-    pub(crate) async fn send_from(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
+    /// is not one; the items wait again.
+    pub(crate) async fn send_from<I: Items<T>>(
+        &self,
+        slot: &mut Option<I>,
+    ) -> Result<(), SendError<I>> {
         let result = self.send_from_uncounted(slot).await;
         if let Err(err) = &result {
             self.shared.count_refusal(err);
@@ -122,8 +126,11 @@ impl<T: Weight> Sender<T> {
         result
     }
 
-    async fn send_from_uncounted(&self, slot: &mut Option<T>) -> Result<(), SendError<T>> {
-        let Some(weight) = slot.as_ref().map(T::weight) else {
+    async fn send_from_uncounted<I: Items<T>>(
+        &self,
+        slot: &mut Option<I>,
+    ) -> Result<(), SendError<I>> {
+        let Some(weight) = slot.as_ref().map(|item| item.weigh(T::weight)) else {
             return Ok(());
         };
         loop {
@@ -155,17 +162,17 @@ impl<T: Weight> Sender<T> {
         }
     }
 
-    /// Polls a send of the item in `slot` without waiting for the budget (a budget that cannot grant its weight
-    /// now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
-    /// unwritable or has no room for it under the hard cap, with the item left in the slot. Errors carry the item
-    /// and are counted as refusals.
-    pub(crate) fn poll_send_from(
+    /// Polls a send of the item (or bundle) in `slot` without waiting for the budget (a budget that cannot grant
+    /// its weight now refuses it): `Ready(Ok)` once it is queued (or the slot is empty), `Pending` while the queue is
+    /// unwritable or has no room for it under the hard cap, with the items left in the slot. Errors carry the
+    /// items and are counted as refusals.
+    pub(crate) fn poll_send_from<I: Items<T>>(
         &mut self,
         cx: &mut Context<'_>,
-        slot: &mut Option<T>,
-    ) -> Poll<Result<(), SendError<T>>> {
+        slot: &mut Option<I>,
+    ) -> Poll<Result<(), SendError<I>>> {
         while let Some(item) = slot.take() {
-            let weight = item.weight();
+            let weight = item.weigh(T::weight);
             let hard = self.shared.limits.get().hard();
             if weight > hard {
                 return Poll::Ready(Err(self.refused(SendError::TooLarge {
@@ -189,7 +196,7 @@ impl<T: Weight> Sender<T> {
         Poll::Ready(Ok(()))
     }
 
-    fn refused(&self, err: SendError<T>) -> SendError<T> {
+    fn refused<U>(&self, err: SendError<U>) -> SendError<U> {
         self.shared.count_refusal(&err);
         err
     }
@@ -353,14 +360,14 @@ impl<T> Sender<T> {
 
 impl<T> Sender<T> {
     /// Counts `item` as accepted and then lost; see [`Shared::lose`].
-    pub(crate) fn lose(&self, item: T) {
+    pub(crate) fn lose(&self, item: impl Items<T>) {
         self.shared.lose(item);
     }
 }
 
 /// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
 /// is there whenever this is called.
-fn take<T>(slot: &mut Option<T>) -> T {
+fn take<I>(slot: &mut Option<I>) -> I {
     slot.take()
         .expect("the slot holds the item until it is queued or handed back")
 }

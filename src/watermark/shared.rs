@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::{MemoryBudget, Reservation};
+use crate::budget::{MemoryBudget, Reservation};
 
+use super::bundle::Items;
 use super::gate::Gate;
 use super::level::{Change, Level};
 use super::limits::LiveLimits;
@@ -32,7 +33,8 @@ pub(crate) struct Shared<T> {
     observe: watch::Sender<bool>,
     reason: watch::Sender<Option<CloseReason>>,
     clock: parking_lot::Mutex<Clock>,
-    pub(crate) stats: Stats,
+    /// Owned here: the writer reports through [`record_write`](Self::record_write) and [`close`](Self::close).
+    stats: Stats,
     /// `T::weight`, kept so that code without a `T: Weight` bound (such as `Drop` impls) can count items.
     weigh: fn(&T) -> usize,
 }
@@ -93,21 +95,22 @@ impl<T> Shared<T> {
         self.queue.lock().reason.clone()
     }
 
-    pub(crate) fn closed_error(&self, item: T) -> SendError<T> {
+    pub(crate) fn closed_error<U>(&self, item: U) -> SendError<U> {
         let reason = self.reason().unwrap_or(CloseReason::Closed);
         SendError::Closed { item, reason }
     }
 
-    /// Queues `item` if it fits under the hard cap. `reservation` holds the budget's grant for its weight.
+    /// Queues the items of `item` (in one step) if they fit under the hard cap. `reservation` holds the budget's
+    /// grant for their `weight`.
     ///
     /// A refusal is not counted here: only the caller knows whether it is final (a `send` that lost a race for
     /// the room waits and tries again). Count final ones with [`count_refusal`](Self::count_refusal).
-    pub(crate) fn try_push(
+    pub(crate) fn try_push<I: Items<T>>(
         &self,
-        item: T,
+        item: I,
         weight: usize,
         reservation: Option<Reservation>,
-    ) -> Result<(), SendError<T>> {
+    ) -> Result<(), SendError<I>> {
         if self.is_closed() {
             return Err(self.closed_error(item));
         }
@@ -141,8 +144,8 @@ impl<T> Shared<T> {
             self.after_change(self.level.sub(weight, &limits));
             return Err(SendError::Closed { item, reason });
         }
-        queue.items.push_back(item);
-        queue.accepted += 1;
+        queue.accepted += item.count();
+        item.push_into(&mut queue.items);
         if let Some(granted) = reservation {
             match &mut queue.reservation {
                 Some(held) => held.merge(granted),
@@ -243,7 +246,8 @@ impl<T> Shared<T> {
         self.uncount(bytes);
     }
 
-    /// Stops accepting items. The first reason sticks, except that an error met while draining after a graceful
+    /// Stops accepting items; a close for [`CloseReason::Evicted`] also records the eviction in the metrics. The
+    /// first reason sticks, except that an error met while draining after a graceful
     /// `close()` replaces `Closed` so later observers learn what happened. With `drop_queued`, queued items are
     /// discarded. Returns whether this call changed the reason.
     pub(crate) fn close(&self, reason: CloseReason, drop_queued: bool) -> bool {
@@ -266,6 +270,9 @@ impl<T> Shared<T> {
         if drop_queued {
             self.aborted.store(true, Ordering::Release);
         }
+        if matches!(reason, CloseReason::Evicted { .. }) {
+            self.stats.evicted.store(true, Ordering::Relaxed);
+        }
         self.closed.store(true, Ordering::Release);
         self.discard(dropped);
         if changed {
@@ -277,6 +284,13 @@ impl<T> Shared<T> {
         self.writable.wake_all();
         self.space.wake_all();
         changed
+    }
+
+    /// Counts one write call of the writer that made progress, of `bytes` bytes. Only the writer writes, so the
+    /// counters need no read-modify-write.
+    pub(crate) fn record_write(&self, bytes: usize) {
+        Stats::bump(&self.stats.writes, 1);
+        Stats::bump(&self.stats.sent_bytes, bytes as u64);
     }
 
     pub(crate) fn subscribe_reason(&self) -> watch::Receiver<Option<CloseReason>> {
@@ -354,7 +368,7 @@ impl<T> Shared<T> {
     }
 
     /// Counts `err` in `refused` if it is a refusal (hard cap or budget) rather than a closed queue.
-    pub(crate) fn count_refusal(&self, err: &SendError<T>) {
+    pub(crate) fn count_refusal<U>(&self, err: &SendError<U>) {
         if err.is_refusal() {
             self.stats.refused.fetch_add(1, Ordering::Relaxed);
         }
@@ -362,11 +376,14 @@ impl<T> Shared<T> {
 
     /// Counts an item that a [`FramedSender`](super::FramedSender) had accepted and could not queue when it was
     /// dropped: accepted and undelivered at once, so `accepted = delivered + undelivered + queued` still holds.
-    pub(crate) fn lose(&self, item: T) {
-        let bytes = (self.weigh)(&item);
+    pub(crate) fn lose(&self, item: impl Items<T>) {
+        let bytes = item.weigh(self.weigh);
+        let count = item.count();
         drop(item);
-        self.queue.lock().accepted += 1;
-        self.stats.undelivered_items.fetch_add(1, Ordering::Relaxed);
+        self.queue.lock().accepted += count;
+        self.stats
+            .undelivered_items
+            .fetch_add(count, Ordering::Relaxed);
         self.stats
             .undelivered_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);

@@ -2,12 +2,12 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::PooledBuf;
+use crate::buf::PooledBuf;
 
 /// The number of bytes an item counts for while it waits in a [`channel`](super::channel).
 ///
 /// The channel compares the sum of the weights of queued items against its low, high and hard marks and charges it
-/// to the optional [`MemoryBudget`](crate::MemoryBudget), so the weight should be the memory the item pins (for
+/// to the optional [`MemoryBudget`](crate::budget::MemoryBudget), so the weight should be the memory the item pins (for
 /// byte buffers: their length). It must not change while the item is queued: the same value is added on send and
 /// subtracted on receive.
 ///
@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(vec![0u8; 7].weight(), 7);
         assert_eq!(BytesMut::from(&b"ab"[..]).weight(), 2);
         assert_eq!(Box::new(vec![0u8; 5]).weight(), 5);
-        let pool = crate::BufPool::new();
+        let pool = crate::buf::BufPool::new();
         let mut buf = pool.try_acquire(100).unwrap();
         bytes::BufMut::put_slice(&mut buf, b"hello");
         assert_eq!(buf.weight(), 5);

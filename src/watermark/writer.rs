@@ -9,10 +9,11 @@ use bytes::Bytes;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
-use super::stats::Stats;
 use super::vectored::{write_batch, MAX_IOVECS};
 use super::watchdog::{guard, Watchdog};
-use super::{channel, CloseReason, Config, Receiver, Sender, WatermarkMetrics, WriterBuilder};
+use super::{
+    channel, CloseReason, Config, Receiver, Sender, WatermarkMetrics, WatermarkWriterBuilder,
+};
 
 /// Drains a watermark queue of [`Bytes`] frames into an [`AsyncWrite`] (typically a `TcpStream`'s write half).
 ///
@@ -78,16 +79,17 @@ pub struct WriterReport {
 }
 
 impl WatermarkWriter<()> {
-    /// Starts a builder; see [`WriterBuilder`] for the defaults.
-    pub fn builder() -> WriterBuilder {
-        WriterBuilder::default()
+    /// Starts a builder; see [`WatermarkWriterBuilder`] for the defaults. The stream's type is given to
+    /// [`build`](WatermarkWriterBuilder::build), so `WatermarkWriter::builder()` needs no annotation.
+    pub fn builder() -> WatermarkWriterBuilder {
+        WatermarkWriterBuilder::default()
     }
 }
 
 impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     /// Wraps `io` with the default limits, no budget and no eviction.
     pub fn new(io: W) -> (Sender<Bytes>, Self) {
-        WriterBuilder::default().build(io)
+        WatermarkWriterBuilder::default().build(io)
     }
 
     pub(crate) fn with_config(
@@ -140,12 +142,6 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
         };
         let shared = self.rx.shared();
         if !reason.is_graceful() {
-            if matches!(reason, CloseReason::Evicted { .. }) {
-                shared
-                    .stats
-                    .evicted
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-            }
             shared.close(reason.clone(), true);
             shared.discard(self.batch.drain(..));
         }
@@ -210,8 +206,7 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     /// Accounts `n` written bytes: frames completely written leave the batch and the queue's accounting.
     fn advance(&mut self, mut n: usize) {
         let shared = self.rx.shared();
-        Stats::bump(&shared.stats.writes, 1);
-        Stats::bump(&shared.stats.sent_bytes, n as u64);
+        shared.record_write(n);
         let (mut items, mut bytes) = (0u64, 0usize);
         while n > 0 {
             let Some(front) = self.batch.front() else {
