@@ -85,7 +85,7 @@ async fn framed_refusals_hand_the_frames_back_and_never_say_would_block() {
     let (tx, _rx) = watermark::channel::<Bytes>(
         Config::builder()
             .limits(Limits::new(0, 4, 8))
-            .budget(budget)
+            .budget(Some(budget))
             .build(),
     );
     // Heavier than the hard cap: InvalidInput, frames back.
@@ -239,7 +239,7 @@ async fn refused_counts_exactly_the_refusals_producers_saw() {
     let (tx, mut rx) = watermark::channel::<Vec<u8>>(
         Config::builder()
             .limits(Limits::new(8, 24, 48))
-            .budget(budget.clone())
+            .budget(Some(budget.clone()))
             .build(),
     );
     let producers: Vec<_> = (0..4u8)
@@ -338,7 +338,7 @@ async fn sends_that_wait_out_lost_races_are_not_refusals() {
 #[tokio::test]
 async fn a_send_over_the_budget_limit_is_counted_as_refused() {
     let budget = MemoryBudget::new(10);
-    let (tx, _rx) = watermark::channel::<Vec<u8>>(Config::builder().budget(budget).build());
+    let (tx, _rx) = watermark::channel::<Vec<u8>>(Config::builder().budget(Some(budget)).build());
     let err = tx.send(vec![0; 11]).await.unwrap_err();
     assert!(matches!(err, SendError::OverBudget { .. }));
     assert_eq!(tx.metrics().refused, 1);
@@ -369,7 +369,7 @@ async fn a_writer_dropped_mid_write_counts_its_frames_and_releases_their_bytes()
     // The peer never reads: the writer takes the frames, writes 8 bytes and then waits on a full pipe.
     let (client, _server) = tokio::io::duplex(8);
     let (tx, writer) = WatermarkWriter::builder()
-        .budget(budget.clone())
+        .budget(Some(budget.clone()))
         .build(client);
     for _ in 0..3 {
         tx.try_send(Bytes::from(vec![1u8; 10])).unwrap();

@@ -33,7 +33,7 @@ async fn the_receiver_is_a_stream_that_ends_when_the_queue_closes() {
 #[test]
 fn over_budget_exposes_the_budget_refusal_as_its_source_and_does_not_repeat_it() {
     let budget = MemoryBudget::new(10);
-    let (tx, _rx) = watermark::channel::<Vec<u8>>(Config::builder().budget(budget).build());
+    let (tx, _rx) = watermark::channel::<Vec<u8>>(Config::builder().budget(Some(budget)).build());
     let err = tx.try_send(vec![0; 11]).unwrap_err();
     let source = err.source().expect("the budget's refusal is the source");
     let budget_err = source.downcast_ref::<BudgetError>().expect("a BudgetError");
@@ -146,4 +146,37 @@ async fn eviction_is_on_only_with_some_delay() {
         assert_eq!(tx.metrics().evicted, expect_evicted);
         task.abort();
     }
+}
+
+#[test]
+fn marks_from_a_configuration_are_refused_with_the_reason_not_a_panic() {
+    use tidegate::watermark::{Limits, LimitsError};
+
+    assert_eq!(
+        Limits::try_new(64, 32, 128),
+        Err(LimitsError::Unordered {
+            low: 64,
+            high: 32,
+            hard: 128
+        })
+    );
+    assert_eq!(
+        Limits::try_new(1, 2, 1),
+        Err(LimitsError::Unordered {
+            low: 1,
+            high: 2,
+            hard: 1
+        })
+    );
+    assert!(matches!(
+        Limits::try_new(0, 0, usize::MAX),
+        Err(LimitsError::HardTooLarge {
+            hard: usize::MAX,
+            ..
+        })
+    ));
+    let limits = Limits::try_new(8, 16, 32).unwrap();
+    assert_eq!((limits.low(), limits.high(), limits.hard()), (8, 16, 32));
+    let io: std::io::Error = Limits::try_new(2, 1, 3).unwrap_err().into();
+    assert_eq!(io.kind(), std::io::ErrorKind::InvalidInput);
 }

@@ -91,7 +91,7 @@ async fn the_budget_is_charged_for_queued_bytes_and_refusals_return_the_item() {
     let budget = MemoryBudget::new(100);
     let config = Config::builder()
         .limits(Limits::new(1000, 2000, 4000))
-        .budget(budget.clone())
+        .budget(Some(budget.clone()))
         .build();
     let (tx, mut rx) = watermark::channel::<Vec<u8>>(config);
     tx.try_send(vec![0; 60]).unwrap();

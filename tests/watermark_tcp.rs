@@ -60,7 +60,7 @@ async fn stalled_peer_stops_the_queue_at_the_hard_cap_and_send_resumes_after_dra
     let limits = Limits::new(16 * FRAME, 32 * FRAME, 64 * FRAME);
     let (tx, writer) = WatermarkWriter::builder()
         .limits(limits)
-        .budget(budget.clone())
+        .budget(Some(budget.clone()))
         .build(client);
     let task = writer.spawn();
     let mut writability = tx.watch_writability();
@@ -131,7 +131,7 @@ async fn a_peer_that_stays_stalled_is_evicted_and_every_sender_learns_it() {
     let budget = MemoryBudget::new(1 << 20);
     let (tx, writer) = WatermarkWriter::builder()
         .limits(Limits::new(4 * FRAME, 8 * FRAME, 16 * FRAME))
-        .budget(budget.clone())
+        .budget(Some(budget.clone()))
         .evict_after(Some(Duration::from_millis(500)))
         .build(client);
     let task = writer.spawn();

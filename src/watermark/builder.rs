@@ -46,8 +46,8 @@ impl WatermarkWriterBuilder {
         self
     }
 
-    /// Charges `budget` for queued bytes. Default: none.
-    pub fn budget(&mut self, budget: MemoryBudget) -> &mut Self {
+    /// Charges `budget` for queued bytes. Default: none (`None`).
+    pub fn budget(&mut self, budget: Option<MemoryBudget>) -> &mut Self {
         self.config.budget(budget);
         self
     }

@@ -22,7 +22,7 @@ use super::{Config, Receiver, Sender, Weight};
 /// let budget = MemoryBudget::new(1 << 20);
 /// let config = Config::builder()
 ///     .limits(Limits::new(1024, 4096, 8192))
-///     .budget(budget.clone())
+///     .budget(Some(budget.clone()))
 ///     .build();
 /// let (tx, mut rx) = watermark::channel(config);
 /// tx.send(Bytes::from(vec![0u8; 5000])).await.unwrap();

@@ -17,7 +17,7 @@ use super::Limits;
 /// let process = MemoryBudget::new(64 << 20);
 /// let config = Config::builder()
 ///     .limits(Limits::new(16 << 10, 64 << 10, 1 << 20))
-///     .budget(process.child(1 << 20))
+///     .budget(Some(process.child(1 << 20)))
 ///     .build();
 /// assert_eq!(config.limits().hard(), 1 << 20);
 /// ```
@@ -63,13 +63,15 @@ impl ConfigBuilder {
 
     /// Charges `budget` for every queued byte: a send the budget refuses fails with
     /// [`SendError::OverBudget`](super::SendError::OverBudget) (or waits, for [`send`](super::Sender::send)).
-    /// Default: none.
-    pub fn budget(&mut self, budget: MemoryBudget) -> &mut Self {
-        self.config.budget = Some(budget);
+    /// Default: none (`None`).
+    pub fn budget(&mut self, budget: Option<MemoryBudget>) -> &mut Self {
+        self.config.budget = budget;
         self
     }
 
-    /// The configuration.
+    /// The configuration. It cannot fail: every [`Limits`] value is valid by construction (marks read from a
+    /// configuration file go through [`Limits::try_new`], which says what is wrong with them), and a budget of any
+    /// size is valid.
     pub fn build(&self) -> Config {
         self.config.clone()
     }

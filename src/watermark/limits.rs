@@ -1,5 +1,6 @@
 //! The low, high and hard marks of a watermark queue.
 
+use super::LimitsError;
 use crate::loom::atomic::{AtomicUsize, Ordering};
 
 /// The default low mark: 32 KiB.
@@ -45,17 +46,41 @@ impl Limits {
     /// # Panics
     ///
     /// If the marks are not ordered, or `hard` does not fit in `usize::MAX / 2` (the top bit of the queue's state
-    /// word holds the writability).
+    /// word holds the writability). [`try_new`](Self::try_new) returns the reason instead, for marks that come from
+    /// a configuration file.
+    #[track_caller]
     pub fn new(low: usize, high: usize, hard: usize) -> Self {
-        assert!(
-            low <= high && high <= hard,
-            "watermark limits must satisfy low <= high <= hard, got low {low}, high {high}, hard {hard}"
-        );
-        assert!(
-            hard <= usize::MAX / 2,
-            "watermark hard cap {hard} is too large"
-        );
-        Limits { low, high, hard }
+        match Self::try_new(low, high, hard) {
+            Ok(limits) => limits,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Creates marks with `low <= high <= hard`, or says why they cannot describe a queue.
+    ///
+    /// # Errors
+    ///
+    /// [`LimitsError::Unordered`] if the marks are not ordered, [`LimitsError::HardTooLarge`] if `hard` is over
+    /// `usize::MAX / 2`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::watermark::Limits;
+    ///
+    /// assert_eq!(Limits::try_new(16, 32, 64)?.high(), 32);
+    /// assert!(Limits::try_new(16, 32, 8).is_err());
+    /// # Ok::<(), tidegate::watermark::LimitsError>(())
+    /// ```
+    pub fn try_new(low: usize, high: usize, hard: usize) -> Result<Self, LimitsError> {
+        if !(low <= high && high <= hard) {
+            return Err(LimitsError::Unordered { low, high, hard });
+        }
+        let max = usize::MAX / 2;
+        if hard > max {
+            return Err(LimitsError::HardTooLarge { hard, max });
+        }
+        Ok(Limits { low, high, hard })
     }
 
     /// The low mark: an unwritable queue turns writable at or below it.
