@@ -237,12 +237,7 @@ impl<T> Shared<T> {
         if count == 0 {
             return;
         }
-        self.stats
-            .undelivered_items
-            .fetch_add(count, Ordering::Relaxed);
-        self.stats
-            .undelivered_bytes
-            .fetch_add(bytes as u64, Ordering::Relaxed);
+        self.record_undelivered(count, bytes);
         self.uncount(bytes);
     }
 
@@ -381,6 +376,10 @@ impl<T> Shared<T> {
         let count = item.count();
         drop(item);
         self.queue.lock().accepted += count;
+        self.record_undelivered(count, bytes);
+    }
+
+    fn record_undelivered(&self, count: u64, bytes: usize) {
         self.stats
             .undelivered_items
             .fetch_add(count, Ordering::Relaxed);
