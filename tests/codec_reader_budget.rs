@@ -13,6 +13,27 @@ use tokio_util::codec::LengthDelimitedCodec;
 /// The documented default wait; the tests below rely on it without setting it, and the paused clock makes it free.
 const BOUND: Duration = Duration::from_secs(10);
 
+/// The next item must be a refusal of a buffer over the budget's limit, and the stream must end after it.
+async fn expect_budget_refusal_then_end<S, F>(frames: &mut S)
+where
+    S: futures_util::Stream<Item = Result<F, std::io::Error>> + Unpin,
+    F: std::fmt::Debug,
+{
+    let err = timeout(BOUND, frames.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            CodecError::from(err),
+            CodecError::Budget(BudgetError::ExceedsLimit { .. })
+        ),
+        "expected a budget error"
+    );
+    assert!(timeout(BOUND, frames.next()).await.unwrap().is_none());
+}
+
 fn frame(len: usize, fill: u8) -> Vec<u8> {
     let mut f = (len as u32).to_be_bytes().to_vec();
     f.resize(4 + len, fill);
@@ -162,19 +183,7 @@ async fn what_a_decoder_reserves_itself_is_charged() {
         .max_frame_length(1 << 20)
         .new_codec();
     let mut frames = FrameReader::new(rx, codec).with_budget(budget.clone());
-    let err = timeout(BOUND, frames.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
-    assert!(
-        matches!(
-            CodecError::from(err),
-            CodecError::Budget(BudgetError::ExceedsLimit { .. })
-        ),
-        "expected a budget error"
-    );
-    assert!(timeout(BOUND, frames.next()).await.unwrap().is_none());
+    expect_budget_refusal_then_end(&mut frames).await;
     assert_eq!(budget.used(), 0);
 }
 
@@ -224,17 +233,5 @@ async fn a_frame_decoded_beside_an_uncovered_reservation_is_delivered_before_the
         .unwrap();
     assert_eq!(&frame[..], b"a");
     assert_eq!(budget.used(), 0, "nothing held once it failed");
-    let err = timeout(BOUND, frames.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap_err();
-    assert!(
-        matches!(
-            CodecError::from(err),
-            CodecError::Budget(BudgetError::ExceedsLimit { .. })
-        ),
-        "expected a budget error"
-    );
-    assert!(timeout(BOUND, frames.next()).await.unwrap().is_none());
+    expect_budget_refusal_then_end(&mut frames).await;
 }
