@@ -189,6 +189,31 @@ fn delimiters() -> impl Strategy<Value = Vec<Vec<u8>>> {
     )
 }
 
+/// Decodes `wire` cut at `cuts` and compares the frames, the error and the counters with the model's; at most
+/// `max` plus a delimiter's worth of bytes may stay buffered.
+fn delimiter_case(
+    delims: &[Vec<u8>],
+    wire: &[u8],
+    max: usize,
+    policy: OversizePolicy,
+    cuts: &[prop::sample::Index],
+) -> Result<(), TestCaseError> {
+    let mut codec = DelimiterCodec::builder()
+        .delimiters(delims)
+        .max_frame_length(max)
+        .oversize_policy(policy)
+        .build()
+        .unwrap();
+    let longest = delims.iter().map(Vec::len).max().unwrap();
+    let out = run(&mut codec, wire, cuts, max + longest - 1);
+    check(
+        &delimiter_model(wire, delims, max, policy),
+        &out.frames,
+        &out.error,
+        codec.metrics(),
+    )
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -200,15 +225,7 @@ proptest! {
         policy in policy(),
         cuts in cuts(),
     ) {
-        let mut codec = DelimiterCodec::builder()
-            .delimiters(&delims)
-            .max_frame_length(max)
-            .oversize_policy(policy)
-            .build()
-            .unwrap();
-        let longest = delims.iter().map(Vec::len).max().unwrap();
-        let out = run(&mut codec, &wire, &cuts, max + longest - 1);
-        check(&delimiter_model(&wire, &delims, max, policy), &out.frames, &out.error, codec.metrics())?;
+        delimiter_case(&delims, &wire, max, policy, &cuts)?;
     }
 
     #[test]
@@ -220,15 +237,7 @@ proptest! {
         policy in policy(),
         cuts in cuts(),
     ) {
-        let mut codec = DelimiterCodec::builder()
-            .delimiters(&delims)
-            .max_frame_length(max)
-            .oversize_policy(policy)
-            .build()
-            .unwrap();
-        let longest = delims.iter().map(Vec::len).max().unwrap();
-        let out = run(&mut codec, &wire, &cuts, max + longest - 1);
-        check(&delimiter_model(&wire, &delims, max, policy), &out.frames, &out.error, codec.metrics())?;
+        delimiter_case(&delims, &wire, max, policy, &cuts)?;
     }
 }
 
