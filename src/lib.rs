@@ -130,6 +130,7 @@ mod waker_slab;
 pub mod budget;
 pub mod buf;
 pub mod codec;
+pub mod conn;
 pub mod exec;
 pub mod watermark;
 

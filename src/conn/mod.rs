@@ -1,0 +1,6 @@
+//! Connections: admission, liveness, the composed connection, and fan-out groups.
+//!
+//! This layer turns the parts into a server, so that none of the places where a connection leaks is written by
+//! hand: the accept loop and its error backoff, the live-connection limit, idle timeouts, pausing reads while the
+//! peer does not read, flushing once per read burst, closing both halves when the writer gives up on a peer, and a
+//! subscriber list with pruning.
