@@ -436,3 +436,95 @@ fn header_values_at_the_edges_of_the_accepted_range() {
         }
     }
 }
+
+/// The encoder against a reference model of its checks and its header bytes, over random layouts (including
+/// adjustments that make small or large payloads unencodable) and payload lengths around every boundary.
+mod encoder_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field_max(width: usize) -> i128 {
+        if width >= 8 {
+            i128::from(u64::MAX)
+        } else {
+            (1i128 << (8 * width)) - 1
+        }
+    }
+
+    /// What encoding `payload_len` bytes must give: the header bytes, or the error's identity.
+    fn model(
+        offset: usize,
+        width: usize,
+        big_endian: bool,
+        adjustment: i64,
+        max: usize,
+        payload_len: usize,
+    ) -> Result<Vec<u8>, &'static str> {
+        let header_len = offset + width;
+        if header_len as u128 + payload_len as u128 > max as u128 {
+            return Err("too long");
+        }
+        let value = payload_len as i128 - i128::from(adjustment);
+        if value < 0 || value > field_max(width) {
+            return Err("not representable");
+        }
+        let bytes = (value as u64).to_be_bytes();
+        let mut field = bytes[8 - width..].to_vec();
+        if !big_endian {
+            field.reverse();
+        }
+        let mut header = vec![0; offset];
+        header.extend(field);
+        Ok(header)
+    }
+
+    proptest! {
+        #[test]
+        fn header_matches_the_model(
+            offset in 0usize..4,
+            width in prop::sample::select(vec![1usize, 2, 3, 4, 8]),
+            big_endian in any::<bool>(),
+            adjustment in -300i64..300,
+            max in 0usize..700,
+            // Payloads at the edges: around the largest that fits under `max`, around the smallest whose field is
+            // not negative, and anywhere.
+            edge in 0usize..3,
+            delta in -3i64..=3,
+            anywhere in 0usize..800,
+        ) {
+            let payload_len = match edge {
+                0 => max as i64 - (offset + width) as i64 + delta,
+                1 => adjustment + delta,
+                _ => anywhere as i64,
+            };
+            let Ok(payload_len) = usize::try_from(payload_len) else { return Ok(()); };
+            let mut builder = LengthFieldCodec::builder();
+            builder
+                .max_frame_length(max)
+                .length_field_offset(offset)
+                .length_field_width(width)
+                .length_adjustment(adjustment);
+            if !big_endian {
+                builder.little_endian();
+            }
+            // Layouts that cannot decode are refused when built; only the ones that exist are compared.
+            let Ok(mut codec) = builder.build() else { return Ok(()); };
+            let payload = Bytes::from(vec![9u8; payload_len]);
+            let mut dst = BytesMut::new();
+            let got = codec.encode(payload.clone(), &mut dst);
+            match model(offset, width, big_endian, adjustment, max, payload_len) {
+                Ok(header) => {
+                    prop_assert!(got.is_ok(), "{got:?}");
+                    prop_assert_eq!(&dst[..header.len()], &header[..]);
+                    prop_assert_eq!(&dst[header.len()..], &payload[..]);
+                }
+                Err("too long") => {
+                    prop_assert!(matches!(got, Err(CodecError::ItemTooLong { .. })), "{got:?}");
+                }
+                Err(_) => {
+                    prop_assert!(matches!(got, Err(CodecError::LengthNotRepresentable { .. })), "{got:?}");
+                }
+            }
+        }
+    }
+}

@@ -22,6 +22,11 @@ pub(crate) struct Layout {
     min_len: usize,
     /// `max - min_len`: field values in `min_value..=min_value + span` give frames within `min_len..=max`.
     span: u64,
+    /// The smallest payload a header can be written for (the field cannot go below zero).
+    encodable_min: usize,
+    /// `encodable_max - encodable_min`, or `usize::MAX` with `encodable_min` above every payload when none fits:
+    /// payloads in `encodable_min..=encodable_min + encodable_span` pass every check of `put_header` at once.
+    encodable_span: usize,
 }
 
 impl Layout {
@@ -73,6 +78,15 @@ impl Layout {
         } else {
             0
         };
+        // A payload's frame is `header_len + payload` long and its field holds `payload - adjustment`.
+        let lowest = i128::from(adjustment).max(0);
+        let highest =
+            ((max - header_len) as i128).min(i128::from(field_max(width)) + i128::from(adjustment));
+        let (encodable_min, encodable_span) =
+            match (usize::try_from(lowest), usize::try_from(highest)) {
+                (Ok(lo), Ok(hi)) if lo <= hi => (lo, hi - lo),
+                _ => (usize::MAX, 0),
+            };
         Ok(Layout {
             offset,
             width,
@@ -84,6 +98,8 @@ impl Layout {
             min_value,
             min_len: min_valid,
             span: (max - min_valid) as u64,
+            encodable_min,
+            encodable_span,
         })
     }
 
@@ -152,35 +168,55 @@ impl Layout {
         self.put_header(payload_len, self.header_len, dst)
     }
 
+    #[inline]
     fn put_header(
         &self,
         payload_len: usize,
         room: usize,
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
-        let len = self.header_len as u128 + payload_len as u128;
-        if len > self.max as u128 {
-            return Err(CodecError::ItemTooLong {
-                len: u64::try_from(len).unwrap_or(u64::MAX),
-                max: self.max,
-            });
+        // One comparison for every check: payloads below `encodable_min` wrap around to above the span.
+        if payload_len.wrapping_sub(self.encodable_min) > self.encodable_span
+            || self.encodable_min == usize::MAX
+        {
+            return Err(self.unencodable(payload_len));
         }
-        let value = payload_len as i128 - i128::from(self.adjustment);
-        if value < 0 || value > i128::from(field_max(self.width)) {
-            return Err(CodecError::LengthNotRepresentable {
-                len: payload_len,
-                value,
-                width: self.width,
-            });
-        }
+        let value = (payload_len as i128 - i128::from(self.adjustment)) as u64;
         dst.reserve(room);
-        dst.put_bytes(0, self.offset);
-        if self.big_endian {
-            dst.put_uint(value as u64, self.width);
-        } else {
-            dst.put_uint_le(value as u64, self.width);
+        if self.offset > 0 {
+            dst.put_bytes(0, self.offset);
+        }
+        // The common widths as fixed-size stores: `put_uint` copies a runtime-sized slice (a `memcpy` call), which
+        // cost more than the rest of a header on the zero-copy path, where one header is written per frame.
+        match (self.width, self.big_endian) {
+            (1, _) => dst.put_u8(value as u8),
+            (2, true) => dst.put_u16(value as u16),
+            (2, false) => dst.put_u16_le(value as u16),
+            (4, true) => dst.put_u32(value as u32),
+            (4, false) => dst.put_u32_le(value as u32),
+            (8, true) => dst.put_u64(value),
+            (8, false) => dst.put_u64_le(value),
+            (width, true) => dst.put_uint(value, width),
+            (width, false) => dst.put_uint_le(value, width),
         }
         Ok(())
+    }
+
+    /// Why no header can be written for a payload of `payload_len` bytes.
+    #[cold]
+    fn unencodable(&self, payload_len: usize) -> CodecError {
+        let len = self.header_len as u128 + payload_len as u128;
+        if len > self.max as u128 {
+            return CodecError::ItemTooLong {
+                len: u64::try_from(len).unwrap_or(u64::MAX),
+                max: self.max,
+            };
+        }
+        CodecError::LengthNotRepresentable {
+            len: payload_len,
+            value: payload_len as i128 - i128::from(self.adjustment),
+            width: self.width,
+        }
     }
 }
 

@@ -28,6 +28,8 @@ const HEADER_ROOM: usize = 64;
 /// much, or the queue's high mark if lower: their payloads are not copied, so this bounds only how long they wait
 /// for a flush, not memory.
 const ZERO_COPY_BATCH: usize = 64 * 1024;
+/// The most frames a bundle's item list is sized for up front (bundles of smaller frames grow it as they fill).
+const MAX_PRESIZED_FRAMES: usize = 128;
 
 /// A [`Sender`] of frames with an [`Encoder`] in front, so producers send messages.
 ///
@@ -99,6 +101,8 @@ pub struct FramedSender<M, E> {
     later: VecDeque<Bundle<Bytes>>,
     /// The weight of `later`'s last bundle, the one new zero-copy frames join until it is full.
     open_weight: usize,
+    /// The weight at which that bundle is full, read from the live limits once when it opened rather than per frame.
+    open_limit: usize,
     zero_copy: Option<ZeroCopy<M, E>>,
     _messages: PhantomData<fn(M)>,
 }
@@ -130,6 +134,7 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
             pending: None,
             later: VecDeque::new(),
             open_weight: 0,
+            open_limit: 0,
             zero_copy: None,
             _messages: PhantomData,
         }
@@ -359,35 +364,37 @@ impl<M, E> FramedSender<M, E> {
     }
 
     fn bundle_is_full(&self) -> bool {
-        self.later.len() > 1 || self.open_weight >= self.bundle_limit()
-    }
-
-    fn bundle_limit(&self) -> usize {
-        ZERO_COPY_BATCH.min(self.tx.limits().high())
+        self.later.len() > 1 || self.open_weight >= self.open_limit
     }
 
     /// Queues the buffer (ending with `payload`'s header) and then `payload`, together, after what is pending.
     fn split_off(&mut self, payload: Bytes) {
         let header = (!self.buffer.is_empty()).then(|| self.buffer.split().freeze());
         let weight = header.as_ref().map_or(0, Bytes::len) + payload.len();
-        let bundle = match self.later.back_mut() {
-            Some(open) if self.open_weight < ZERO_COPY_BATCH.min(self.tx.limits().high()) => {
+        if let Some(open) = self.later.back_mut() {
+            if self.open_weight < self.open_limit {
                 self.open_weight += weight;
                 open.tail.extend(header);
                 open.tail.push(payload);
                 return;
             }
-            _ => match header {
-                Some(header) => Bundle {
-                    head: header,
-                    tail: vec![payload],
-                },
-                // An encoder without a header: the payload opens the bundle.
-                None => Bundle::one(payload),
-            },
+        }
+        let limit = ZERO_COPY_BATCH.min(self.tx.limits().high());
+        // Room for the header and payload of as many frames of this size as the bundle takes, so the tail does not
+        // grow (and move every item) several times per bundle.
+        let frames = (limit / weight.max(1)).clamp(1, MAX_PRESIZED_FRAMES);
+        let mut tail = Vec::with_capacity(2 * frames);
+        let head = match header {
+            Some(header) => {
+                tail.push(payload);
+                header
+            }
+            // An encoder without a header: the payload opens the bundle.
+            None => payload,
         };
         self.open_weight = weight;
-        self.later.push_back(bundle);
+        self.open_limit = limit;
+        self.later.push_back(Bundle { head, tail });
     }
 }
 
@@ -439,6 +446,7 @@ impl<M, E: Clone> Clone for FramedSender<M, E> {
             pending: None,
             later: VecDeque::new(),
             open_weight: 0,
+            open_limit: 0,
             zero_copy: self.zero_copy.clone(),
             _messages: PhantomData,
         }
