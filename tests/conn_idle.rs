@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use proptest::prelude::*;
 use tidegate::conn::{IdleError, IdleTimeout, IdleTimeoutBuilder};
 use tokio::io::{
     duplex, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf,
@@ -477,4 +478,164 @@ async fn works_over_loopback_tcp_and_forwards_vectored_writes() {
         0
     );
     assert!(conn.failure().is_none());
+}
+
+/// One step of a read-side script.
+#[derive(Debug, Clone)]
+enum Op {
+    /// The clock moves on by this many milliseconds.
+    Advance(u64),
+    /// The peer sends this many bytes.
+    Send(usize),
+    /// The application polls one read once.
+    TryRead,
+    /// The application awaits one read.
+    AwaitRead,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..3_000u64).prop_map(Op::Advance),
+        (1..40usize).prop_map(Op::Send),
+        Just(Op::TryRead),
+        Just(Op::AwaitRead),
+    ]
+}
+
+/// When the read-idle and slow-start errors must appear, in milliseconds since the wrapper's creation.
+#[derive(Debug)]
+struct Model {
+    now: u64,
+    idle: u64,
+    /// `(wanted, within)` until that many bytes were read.
+    slow_start: Option<(usize, u64)>,
+    got: usize,
+    buffered: usize,
+    waiting_since: Option<u64>,
+    failed: Option<IdleError>,
+}
+
+const READ_SIZE: usize = 8;
+
+impl Model {
+    /// What one read returns if it finds no bytes: `Some((when, error))` for the deadline that ends the wait.
+    fn deadline(&mut self) -> (u64, IdleError) {
+        let since = *self.waiting_since.get_or_insert(self.now);
+        let idle = (
+            since + self.idle,
+            IdleError::ReadIdle {
+                after: Duration::from_millis(self.idle),
+            },
+        );
+        match self.slow_start {
+            Some((wanted, within)) if within <= idle.0 => (
+                within,
+                IdleError::SlowStart {
+                    got: self.got,
+                    wanted,
+                    within: Duration::from_millis(within),
+                },
+            ),
+            _ => idle,
+        }
+    }
+
+    /// `Ready(Ok(n))`, `Ready(Err(e))` or `Pending` (only when `wait` is false).
+    fn read(&mut self, wait: bool) -> Poll<Result<usize, IdleError>> {
+        if let Some(err) = self.failed {
+            return Poll::Ready(Err(err));
+        }
+        if self.buffered > 0 {
+            let n = self.buffered.min(READ_SIZE);
+            self.buffered -= n;
+            self.got += n;
+            if self
+                .slow_start
+                .is_some_and(|(wanted, _)| self.got >= wanted)
+            {
+                self.slow_start = None;
+            }
+            self.waiting_since = None;
+            return Poll::Ready(Ok(n));
+        }
+        let (due, err) = self.deadline();
+        if self.now >= due || wait {
+            self.now = self.now.max(due);
+            self.failed = Some(err);
+            return Poll::Ready(Err(err));
+        }
+        Poll::Pending
+    }
+}
+
+fn outcome(polled: Poll<io::Result<usize>>) -> Poll<Result<usize, IdleError>> {
+    polled.map(|r| r.map_err(|e| *IdleError::find(&e).expect("only timeouts here")))
+}
+
+async fn run_script(
+    idle: u64,
+    slow_start: Option<(usize, u64)>,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let (ours, mut peer) = duplex(64 * 1024);
+    let mut builder = IdleTimeout::builder();
+    builder.read_idle(Some(Duration::from_millis(idle)));
+    if let Some((wanted, within)) = slow_start {
+        builder.first_bytes_deadline(wanted, Duration::from_millis(within));
+    }
+    let start = Instant::now();
+    let mut conn = builder.build(ours);
+    let mut model = Model {
+        now: 0,
+        idle,
+        slow_start,
+        got: 0,
+        buffered: 0,
+        waiting_since: None,
+        failed: None,
+    };
+    let mut buf = [0; READ_SIZE];
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Advance(ms) => {
+                advance(Duration::from_millis(ms)).await;
+                model.now += ms;
+            }
+            Op::Send(n) => {
+                bounded(peer.write_all(&vec![7; n])).await.unwrap();
+                model.buffered += n;
+            }
+            Op::TryRead => {
+                let got = outcome(poll_once(pin!(conn.read(&mut buf))).await);
+                prop_assert_eq!(got, model.read(false), "step {}", step);
+            }
+            Op::AwaitRead => {
+                let got = outcome(Poll::Ready(bounded(conn.read(&mut buf)).await));
+                prop_assert_eq!(got, model.read(true), "step {}", step);
+            }
+        }
+        prop_assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(model.now),
+            "clock after step {}",
+            step
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #[test]
+    fn read_timeouts_appear_exactly_when_the_model_says(
+        idle in 1..5_000u64,
+        slow_start in proptest::option::of((1..120usize, 0..8_000u64)),
+        ops in proptest::collection::vec(op(), 1..60),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(run_script(idle, slow_start, ops))?;
+    }
 }
