@@ -82,9 +82,9 @@ async fn read_idle_fires_after_the_duration_and_not_before() {
     assert!(poll_once(read.as_mut()).await.is_pending());
     advance(IDLE - MS).await;
     assert!(poll_once(read.as_mut()).await.is_pending(), "1 ms early");
-    advance(2 * MS).await;
+    advance(MS).await;
     let err = idle_error(poll_once(read.as_mut()).await);
-    assert_eq!(err, IdleError::ReadIdle { after: IDLE });
+    assert_eq!(err, IdleError::ReadIdle { after: IDLE }, "exactly on time");
 }
 
 #[tokio::test(start_paused = true)]
@@ -384,6 +384,27 @@ async fn slow_start_spares_a_fast_client() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn slow_start_is_named_when_it_ends_the_wait_with_read_idle() {
+    let (ours, mut peer) = duplex(1024);
+    let mut conn = IdleTimeout::builder()
+        .read_idle(Some(IDLE))
+        .first_bytes_deadline(10, IDLE)
+        .build(ours);
+    peer.write_all(b"abc").await.unwrap();
+    assert_eq!(bounded(conn.read(&mut [0; 8])).await.unwrap(), 3);
+    // Both deadlines fall at `IDLE`: the more specific complaint wins.
+    let err = bounded(conn.read(&mut [0; 8])).await.unwrap_err();
+    assert_eq!(
+        IdleError::find(&err),
+        Some(&IdleError::SlowStart {
+            got: 3,
+            wanted: 10,
+            within: IDLE
+        })
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_error_is_typed_and_findable() {
     let (mut conn, _peer) = reading(IDLE);
     let err = bounded(conn.read(&mut [0; 4])).await.unwrap_err();
@@ -496,6 +517,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..3_000u64).prop_map(Op::Advance),
+        // Whole tenths of a second, like the timeouts below, so that deadlines are often hit exactly.
+        (0..30u64).prop_map(|tenths| Op::Advance(tenths * 100)),
         (1..40usize).prop_map(Op::Send),
         Just(Op::TryRead),
         Just(Op::AwaitRead),
@@ -627,8 +650,8 @@ async fn run_script(
 proptest! {
     #[test]
     fn read_timeouts_appear_exactly_when_the_model_says(
-        idle in 1..5_000u64,
-        slow_start in proptest::option::of((1..120usize, 0..8_000u64)),
+        idle in prop_oneof![1..5_000u64, (1..50u64).prop_map(|tenths| tenths * 100)],
+        slow_start in proptest::option::of((1..120usize, prop_oneof![0..8_000u64, (0..80u64).prop_map(|t| t * 100)])),
         ops in proptest::collection::vec(op(), 1..60),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread()
