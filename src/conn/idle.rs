@@ -44,7 +44,8 @@ pin_project! {
     /// `Pending`. Each direction with a timeout owns one [`tokio::time::Sleep`], allocated (boxed) at its first wait
     /// and reused for the wrapper's life; a direction without a timeout never holds one. A timer armed for an
     /// earlier wait is re-armed when it fires instead of being reset at every wait, which costs at most one
-    /// spurious wake-up per idle period. Without a runtime the wrapper can be built, but not polled.
+    /// spurious wake-up per idle period. Building needs no runtime; polling with a timeout set needs a tokio
+    /// runtime with time enabled, as any tokio timer does.
     ///
     /// # Examples
     ///
@@ -141,6 +142,30 @@ impl<S> IdleTimeout<S> {
     }
 
     /// The wrapped stream. Reading or writing through it bypasses the timeouts, also after a failure.
+    ///
+    /// # Examples
+    ///
+    /// A last word to a peer that was too slow, written past the failed wrapper:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::conn::IdleTimeout;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let (ours, mut peer) = tokio::io::duplex(1024);
+    /// let mut conn = IdleTimeout::builder()
+    ///     .first_bytes_deadline(16, Duration::from_secs(10))
+    ///     .build(ours);
+    /// assert!(conn.read(&mut [0; 16]).await.is_err()); // nothing came within 10 s
+    /// assert!(conn.write_all(b"bye").await.is_err()); // the wrapper stays failed
+    /// conn.get_mut().write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.unwrap();
+    /// let mut reply = [0; 12];
+    /// peer.read_exact(&mut reply).await.unwrap();
+    /// assert_eq!(&reply, b"HTTP/1.1 408");
+    /// # }
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
@@ -161,13 +186,14 @@ impl<S> IdleTimeout<S> {
     }
 
     /// When the current read wait began (the first read since the last returned one that found nothing to read),
-    /// or `None` if no read is waiting. The read-idle deadline is this plus the read-idle timeout.
+    /// or `None` if no read is waiting. The read-idle deadline is this plus the read-idle timeout. Always `None`
+    /// without a read-idle timeout or a pending slow-start deadline: the clock is not read then.
     pub fn read_waiting_since(&self) -> Option<Instant> {
         self.read.since()
     }
 
     /// When the current pending write, flush or shutdown began waiting, or `None` if none is pending. The
-    /// write-idle deadline is this plus the write-idle timeout.
+    /// write-idle deadline is this plus the write-idle timeout. Always `None` without a write-idle timeout.
     pub fn write_waiting_since(&self) -> Option<Instant> {
         self.write.since()
     }
