@@ -162,6 +162,20 @@ async fn zero_and_huge_timeouts_are_well_defined() {
         }
     );
 
+    // A century: a real timer, armed far out.
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    let (mut conn, _peer) = reading(century);
+    let mut buf = [0; 4];
+    let mut read = pin!(conn.read(&mut buf));
+    assert!(poll_once(read.as_mut()).await.is_pending());
+    advance(century - MS).await;
+    assert!(poll_once(read.as_mut()).await.is_pending());
+    advance(MS).await;
+    assert_eq!(
+        idle_error(poll_once(read.as_mut()).await),
+        IdleError::ReadIdle { after: century }
+    );
+
     // Too long to add to the clock: never fires, never panics.
     let (mut conn, mut peer) = reading(Duration::MAX);
     let mut buf = [0; 4];
