@@ -4,3 +4,23 @@
 //! hand: the accept loop and its error backoff, the live-connection limit, idle timeouts, pausing reads while the
 //! peer does not read, flushing once per read burst, closing both halves when the writer gives up on a peer, and a
 //! subscriber list with pruning.
+
+// Admission: the live-connection limit and the listener that applies it.
+mod accept_backoff;
+mod limit_error;
+mod limiter;
+mod limiter_metrics;
+mod listener;
+mod listener_builder;
+mod listener_metrics;
+mod over_limit;
+mod permit;
+
+pub use limit_error::LimitError;
+pub use limiter::ConnectionLimiter;
+pub use limiter_metrics::LimiterMetrics;
+pub use listener::LimitedListener;
+pub use listener_builder::ListenerBuilder;
+pub use listener_metrics::ListenerMetrics;
+pub use over_limit::OverLimit;
+pub use permit::ConnectionPermit;
