@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-
-use parking_lot::Mutex;
 use tokio::sync::Notify;
+
+use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::loom::{Arc, Mutex};
 
 use super::limit_error::LimitError;
 use super::limiter_metrics::LimiterMetrics;

@@ -16,6 +16,9 @@ mod listener_metrics;
 mod over_limit;
 mod permit;
 
+#[cfg(all(test, tidegate_loom))]
+mod loom_tests;
+
 pub use limit_error::LimitError;
 pub use limiter::ConnectionLimiter;
 pub use limiter_metrics::LimiterMetrics;

@@ -1,10 +1,9 @@
 //! The RAII proof that a connection was admitted.
 
+use super::limiter::Shared;
+use crate::loom::Arc;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-use super::limiter::Shared;
 
 /// One admitted connection's slot in a [`ConnectionLimiter`](super::ConnectionLimiter), freed when this is dropped.
 ///
