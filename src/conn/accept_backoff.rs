@@ -8,8 +8,10 @@ use std::time::Duration;
 pub(super) const FIRST_DELAY: Duration = Duration::from_millis(1);
 /// The longest wait: a listener out of descriptors retries about once a second.
 pub(super) const MAX_DELAY: Duration = Duration::from_secs(1);
-/// Skippable errors in a row before they are treated as resource errors. Each skipped error normally consumes one
-/// failed connection; an error that repeats without end (a misclassified persistent failure) must not spin.
+/// Skipped errors in a row after which the listener pauses [`FIRST_DELAY`] once. Each skipped error normally
+/// consumes one failed connection, so a run of them is progress, and a peer able to cause them must not be able to
+/// slow accepting by much: the pause does not grow. It bounds what an error that repeats without end (a
+/// misclassified failure of the listener itself) costs: `SKIP_BURST` system calls per millisecond, not a spin.
 pub(super) const SKIP_BURST: u32 = 64;
 
 /// How an `accept` error is handled.
@@ -94,9 +96,13 @@ impl AcceptBackoff {
         Duration::from_nanos(prev)
     }
 
-    /// Records a skipped error; returns whether so many came in a row that the caller should back off too.
-    pub(super) fn skip_needs_backoff(&self) -> bool {
-        self.skips_in_a_row.fetch_add(1, Ordering::AcqRel) + 1 >= SKIP_BURST
+    /// Records a skipped error; returns the pause due once every [`SKIP_BURST`] of them in a row.
+    pub(super) fn after_skip(&self) -> Option<Duration> {
+        let in_a_row = self
+            .skips_in_a_row
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
+        (in_a_row % SKIP_BURST == 0).then_some(FIRST_DELAY)
     }
 
     /// A connection was accepted: the next resource error waits [`FIRST_DELAY`] again.
@@ -170,12 +176,26 @@ mod tests {
     }
 
     #[test]
-    fn a_long_run_of_skipped_errors_backs_off_until_a_success() {
+    fn every_64th_skipped_error_in_a_row_pauses_1ms_until_a_success() {
         let backoff = AcceptBackoff::new();
-        let first_backoff = (1..=1000).find(|_| backoff.skip_needs_backoff());
-        assert_eq!(first_backoff, Some(SKIP_BURST));
-        assert!(backoff.skip_needs_backoff());
+        let pauses: Vec<(u32, Duration)> = (1..=3 * SKIP_BURST)
+            .filter_map(|n| backoff.after_skip().map(|d| (n, d)))
+            .collect();
+        assert_eq!(
+            pauses,
+            [1, 2, 3].map(|k| (k * SKIP_BURST, FIRST_DELAY)),
+            "a fixed pause per burst, not a growing one"
+        );
+        for _ in 1..SKIP_BURST {
+            backoff.after_skip();
+        }
         backoff.reset();
-        assert!(!backoff.skip_needs_backoff());
+        assert_eq!(
+            backoff.after_skip(),
+            None,
+            "the run restarts after a success"
+        );
+        // Resource errors keep their own growing delay.
+        assert_eq!(backoff.next_delay(), FIRST_DELAY);
     }
 }

@@ -24,9 +24,10 @@ use super::permit::ConnectionPermit;
 /// * While the global limit is reached, the listener pauses or rejects, as its [`OverLimit`] says. Connections
 ///   refused by the per-address limit are always rejected (closed with a reset).
 /// * An error that belongs to one connection (`ECONNABORTED`, `ECONNRESET`, `EPROTO`, `EPERM`, the network errors
-///   `accept(2)` says to retry) is skipped. Out of descriptors or memory (`EMFILE`, `ENFILE`, `ENOBUFS`, `ENOMEM`),
-///   `accept` waits 1 ms, then twice as long after each further failure up to 1 s, and retries; the first success
-///   resets the wait. It never spins, and the pending connections wait in the backlog meanwhile.
+///   `accept(2)` says to retry) is skipped; every 64th in a row without a success costs a 1 ms pause, so even an
+///   error that never stops cannot make the loop spin. Out of descriptors or memory (`EMFILE`, `ENFILE`,
+///   `ENOBUFS`, `ENOMEM`), `accept` waits 1 ms, then twice as long after each further failure up to 1 s, and
+///   retries; the first success resets the wait. The pending connections wait in the backlog meanwhile.
 /// * Both are counted in [`metrics`](Self::metrics); other errors are returned.
 ///
 /// Bind one with [`builder`](Self::builder) (a backlog as long as the system allows, where `TcpListener::bind`
@@ -192,13 +193,13 @@ impl LimitedListener {
             AcceptErrorKind::Fatal => return Err(err),
             AcceptErrorKind::Skip => {
                 self.counters.skipped_errors.fetch_add(1, Ordering::Relaxed);
-                self.backoff.skip_needs_backoff()
+                self.backoff.after_skip()
             }
-            AcceptErrorKind::Resource => true,
+            AcceptErrorKind::Resource => Some(self.backoff.next_delay()),
         };
-        if wait {
+        if let Some(wait) = wait {
             self.counters.backoffs.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(self.backoff.next_delay()).await;
+            tokio::time::sleep(wait).await;
         }
         Ok(())
     }

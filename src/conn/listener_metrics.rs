@@ -33,8 +33,8 @@ pub struct ListenerMetrics {
     /// `accept` errors that belonged to one connection (aborted, reset, protocol or network errors) and were
     /// skipped.
     pub skipped_errors: u64,
-    /// Waits before retrying `accept`: one per resource error (out of descriptors or memory), and one per skipped
-    /// error beyond a long run of them.
+    /// Waits before retrying `accept`: one per resource error (out of descriptors or memory), and one per 64
+    /// skipped errors in a row.
     pub backoffs: u64,
     /// Times `accept` found the limiter full and began to wait for a free slot (under
     /// [`OverLimit::Pause`](super::OverLimit::Pause)).
