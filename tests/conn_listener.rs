@@ -13,7 +13,7 @@ use tidegate::conn::{
     OverLimit,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
@@ -248,7 +248,7 @@ async fn reject_storm_resets_the_excess_and_counts_it() {
 /// Connects from the source address `src` (any address of 127.0.0.0/8 is loopback on Linux).
 #[cfg(target_os = "linux")]
 async fn connect_from(src: &str, addr: SocketAddr) -> io::Result<TcpStream> {
-    let socket = TcpSocket::new_v4().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.bind(format!("{src}:0").parse().unwrap()).unwrap();
     timeout(PATIENCE, socket.connect(addr))
         .await

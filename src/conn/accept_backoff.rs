@@ -122,7 +122,8 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-#[cfg(test)]
+// The errno lists are Linux's.
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 

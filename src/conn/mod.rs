@@ -17,7 +17,7 @@ mod over_limit;
 mod permit;
 
 #[cfg(all(test, tidegate_loom))]
-mod loom_tests;
+mod limiter_loom;
 
 pub use limit_error::LimitError;
 pub use limiter::ConnectionLimiter;
