@@ -5,6 +5,7 @@
 //! peer does not read, flushing once per read burst, closing both halves when the writer gives up on a peer, and a
 //! subscriber list with pruning.
 
+// Liveness: idle and slow-start timeouts on any stream.
 mod idle;
 mod idle_builder;
 mod idle_error;
@@ -13,3 +14,26 @@ mod idle_wait;
 pub use idle::IdleTimeout;
 pub use idle_builder::IdleTimeoutBuilder;
 pub use idle_error::IdleError;
+
+// Admission: the live-connection limit and the listener that applies it.
+mod accept_backoff;
+mod limit_error;
+mod limiter;
+mod limiter_metrics;
+mod listener;
+mod listener_builder;
+mod listener_metrics;
+mod over_limit;
+mod permit;
+
+#[cfg(all(test, tidegate_loom))]
+mod limiter_loom;
+
+pub use limit_error::LimitError;
+pub use limiter::ConnectionLimiter;
+pub use limiter_metrics::LimiterMetrics;
+pub use listener::LimitedListener;
+pub use listener_builder::ListenerBuilder;
+pub use listener_metrics::ListenerMetrics;
+pub use over_limit::OverLimit;
+pub use permit::ConnectionPermit;
