@@ -40,7 +40,9 @@ fn drain(rx: &mut Receiver<Bytes>) -> usize {
 }
 
 fn config(low: usize, high: usize, hard: usize) -> Config {
-    Config::builder().limits(Limits::new(low, high, hard)).build()
+    Config::builder()
+        .limits(Limits::new(low, high, hard))
+        .build()
 }
 
 /// Channels whose receivers the test drives, plus two writers over in-memory pipes whose peers never read: one
@@ -78,10 +80,21 @@ async fn metrics_are_exact_for_a_scripted_scenario() {
     assert_eq!(parts(group.broadcast(frame.clone())), (1, 3, 2, 2));
     assert_eq!(group.len(), 4);
     let m = group.metrics();
-    assert_eq!((m.queued_bytes, m.max_queued_bytes, m.unwritable_members), (10 + 17 + 12, 17, 1));
-    assert_eq!((slow.pending_bytes(), full.pending_bytes()), (17, 12), "skipped members got nothing");
+    assert_eq!(
+        (m.queued_bytes, m.max_queued_bytes, m.unwritable_members),
+        (10 + 17 + 12, 17, 1)
+    );
+    assert_eq!(
+        (slow.pending_bytes(), full.pending_bytes()),
+        (17, 12),
+        "skipped members got nothing"
+    );
     assert_eq!((over_budget.pending_bytes(), budget.used()), (0, 0));
-    assert_eq!(full.metrics().refused, 1, "the queue counted its own refusal");
+    assert_eq!(
+        full.metrics().refused,
+        1,
+        "the queue counted its own refusal"
+    );
     assert_eq!((drain(&mut reader_rx), drain(&mut slow_rx)), (1, 1));
 
     // Slow drained to low: writable again, it gets the next frame.
@@ -118,18 +131,34 @@ async fn metrics_are_exact_for_a_scripted_scenario() {
     drain(&mut slow_rx);
     let m = group.metrics();
     assert_eq!(
-        (m.members, m.queued_bytes, m.max_queued_bytes, m.unwritable_members),
+        (
+            m.members,
+            m.queued_bytes,
+            m.max_queued_bytes,
+            m.unwritable_members
+        ),
         (5, 20 + 30, 30, 1)
     );
 
     let evicted_reason = timeout(WAIT, evicted.closed()).await.unwrap();
-    assert!(matches!(evicted_reason, CloseReason::Evicted { .. }), "{evicted_reason:?}");
+    assert!(
+        matches!(evicted_reason, CloseReason::Evicted { .. }),
+        "{evicted_reason:?}"
+    );
     let stalled_reason = timeout(WAIT, stalled.closed()).await.unwrap();
-    assert!(matches!(stalled_reason, CloseReason::Stalled { .. }), "{stalled_reason:?}");
+    assert!(
+        matches!(stalled_reason, CloseReason::Stalled { .. }),
+        "{stalled_reason:?}"
+    );
     assert_eq!(parts(group.broadcast(frame.clone())), (2, 1, 1, 2));
 
     let m = group.metrics();
-    let expected = (6, 1 + 2 + 4 + 4 + 3 + 2, 3 + 2 + 1 + 1 + 2 + 1, 2 + 2 + 1 + 1 + 1 + 1);
+    let expected = (
+        6,
+        1 + 2 + 4 + 4 + 3 + 2,
+        3 + 2 + 1 + 1 + 2 + 1,
+        2 + 2 + 1 + 1 + 1 + 1,
+    );
     assert_eq!((m.broadcasts, m.sent, m.skipped, m.refused), expected);
     assert_eq!(
         (m.pruned, m.pruned_closed, m.pruned_evicted, m.pruned_failed),
@@ -210,7 +239,10 @@ fn concurrent_broadcasts_adds_and_removes_add_up() {
                 })
             })
             .collect();
-        let reports = broadcasters.into_iter().map(|b| b.join().unwrap()).collect();
+        let reports = broadcasters
+            .into_iter()
+            .map(|b| b.join().unwrap())
+            .collect();
         receivers.extend(churn.join().unwrap().into_iter().map(|(_, rx)| rx));
         reports
     });
@@ -225,11 +257,18 @@ fn concurrent_broadcasts_adds_and_removes_add_up() {
     assert_eq!(m.pruned, sum(|r| r.pruned) + final_prune as u64);
     assert_eq!(m.members as u64, m.added - m.removed - m.pruned);
     assert_eq!(m.members, receivers.len());
-    assert_eq!(m.pruned, (ROUNDS / 2) as u64, "every departed member pruned exactly once");
+    assert_eq!(
+        m.pruned,
+        (ROUNDS / 2) as u64,
+        "every departed member pruned exactly once"
+    );
     // The frames still queued to present members, plus those the departed ones took with them, are all sent.
     let queued: u64 = receivers.iter_mut().map(|rx| drain(rx) as u64).sum();
     assert!(queued <= m.sent);
-    assert!(queued >= (20 * THREADS * ROUNDS) as u64, "the 20 first members got every frame");
+    assert!(
+        queued >= (20 * THREADS * ROUNDS) as u64,
+        "the 20 first members got every frame"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -270,17 +309,22 @@ async fn connect(listener: &TcpListener) -> (TcpStream, TcpStream) {
         listener.accept()
     );
     let server = accepted.unwrap().0;
-    socket2::SockRef::from(&server).set_send_buffer_size(4096).unwrap();
+    socket2::SockRef::from(&server)
+        .set_send_buffer_size(4096)
+        .unwrap();
     (client.unwrap(), server)
 }
 
 /// The server's side of one fan: a writer for the write half, and a task that ends the queue when the client
 /// leaves (EOF on the read half) or the writer gives up, and returns why the queue closed.
-fn serve(group: &Group, stream: TcpStream) -> (Sender<Bytes>, tokio::task::JoinHandle<CloseReason>) {
+fn serve(
+    group: &Group,
+    stream: TcpStream,
+) -> (Sender<Bytes>, tokio::task::JoinHandle<CloseReason>) {
     let (mut read, write) = stream.into_split();
     let (tx, writer) = WatermarkWriter::builder()
         .limits(Limits::new(4 * FRAME_LEN, 16 * FRAME_LEN, 64 * FRAME_LEN))
-        .evict_after(Some(Duration::from_millis(300)))
+        .evict_after(Some(Duration::from_millis(500)))
         .stall_timeout(Some(Duration::from_secs(2)))
         .build(write);
     let writer = writer.spawn();
@@ -329,7 +373,10 @@ async fn readers_get_every_frame_stalled_clients_are_skipped_evicted_and_pruned(
     let started = tokio::time::Instant::now();
     let (mut seq, mut sent, mut skipped) = (0u64, 0u64, 0u64);
     while group.metrics().pruned_evicted < STALLED as u64 {
-        assert!(seq < MAX_FRAMES && started.elapsed() < WAIT, "stalled clients not evicted");
+        assert!(
+            seq < MAX_FRAMES && started.elapsed() < WAIT,
+            "stalled clients not evicted"
+        );
         for tx in &reader_handles {
             timeout(WAIT, tx.writable()).await.unwrap();
             assert!(!tx.is_closed());
@@ -368,10 +415,16 @@ async fn readers_get_every_frame_stalled_clients_are_skipped_evicted_and_pruned(
     }
     assert_eq!(group.prune(), READERS);
     let m = group.metrics();
-    assert!(skipped > 0, "stalled clients were skipped before their eviction");
+    assert!(
+        skipped > 0,
+        "stalled clients were skipped before their eviction"
+    );
     assert_eq!((m.members, m.queued_bytes), (0, 0));
     assert_eq!((m.broadcasts, m.sent, m.skipped), (seq, sent, skipped));
-    assert_eq!((m.pruned_evicted, m.pruned_closed, m.pruned_failed), (STALLED as u64, READERS as u64, 0));
+    assert_eq!(
+        (m.pruned_evicted, m.pruned_closed, m.pruned_failed),
+        (STALLED as u64, READERS as u64, 0)
+    );
     drop(stalled_clients);
 }
 
@@ -387,7 +440,7 @@ enum Op {
     Add,
     /// Removes the id issued `n`-th (modulo the ids issued so far, so old ids come up too).
     Remove(usize),
-    Close(usize, Close),
+    Close(usize, Ending),
     /// Queues `bytes` through the member's own handle (if the hard cap allows).
     Fill(usize, usize),
     Drain(usize),
@@ -396,18 +449,25 @@ enum Op {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Close {
-    Close,
+enum Ending {
+    Graceful,
     Abort,
     DropReceiver,
+}
+
+fn ending() -> impl Strategy<Value = Ending> {
+    prop_oneof![
+        Just(Ending::Graceful),
+        Just(Ending::Abort),
+        Just(Ending::DropReceiver)
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => Just(Op::Add),
         1 => any::<usize>().prop_map(Op::Remove),
-        1 => (any::<usize>(), prop_oneof![Just(Close::Close), Just(Close::Abort), Just(Close::DropReceiver)])
-            .prop_map(|(i, how)| Op::Close(i, how)),
+        1 => (any::<usize>(), ending()).prop_map(|(i, how)| Op::Close(i, how)),
         2 => (any::<usize>(), 1..=HARD).prop_map(|(i, n)| Op::Fill(i, n)),
         2 => any::<usize>().prop_map(Op::Drain),
         4 => (1..=HARD).prop_map(Op::Broadcast),
@@ -472,14 +532,14 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Close(n, how) => {
                 let Some(i) = pick(n) else { continue };
                 match how {
-                    Close::Close => real[i].tx.close(),
-                    Close::Abort => real[i].tx.abort(),
-                    Close::DropReceiver => drop(real[i].rx.take()),
+                    Ending::Graceful => real[i].tx.close(),
+                    Ending::Abort => real[i].tx.abort(),
+                    Ending::DropReceiver => drop(real[i].rx.take()),
                 }
                 if let Some(m) = model.get_mut(&i) {
                     m.closed = true;
                     // Abort and a dropped receiver discard what was queued: 0 <= low, writable.
-                    if !matches!(how, Close::Close) {
+                    if !matches!(how, Ending::Graceful) {
                         m.bytes = 0;
                         m.unwritable = false;
                     }
@@ -539,7 +599,10 @@ fn run_model(ops: Vec<Op>) -> Result<(), TestCaseError> {
         );
         prop_assert_eq!((m.added, m.removed, m.pruned), (added, removed, pruned));
         prop_assert_eq!(m.pruned_closed, pruned);
-        prop_assert_eq!(m.queued_bytes, model.values().map(|m| m.bytes).sum::<usize>());
+        prop_assert_eq!(
+            m.queued_bytes,
+            model.values().map(|m| m.bytes).sum::<usize>()
+        );
         prop_assert_eq!(
             m.max_queued_bytes,
             model.values().map(|m| m.bytes).max().unwrap_or(0)

@@ -63,7 +63,9 @@ fn broadcast_allocates_nothing_per_member() {
     let mut receivers = Vec::new();
     let mut handles = Vec::new();
     for _ in 0..MEMBERS {
-        let config = Config::builder().limits(Limits::new(200, 400, 4096)).build();
+        let config = Config::builder()
+            .limits(Limits::new(200, 400, 4096))
+            .build();
         let (tx, rx) = watermark::channel::<Bytes>(config);
         handles.push(tx.clone());
         group.add(tx);
@@ -80,7 +82,10 @@ fn broadcast_allocates_nothing_per_member() {
         let frame = Bytes::from(vec![round; 100]);
         let (allocations, report) = allocations_in(|| group.broadcast(frame));
         assert_eq!(report.sent, MEMBERS);
-        assert!(allocations <= 2, "{allocations} allocations to send to {MEMBERS} members");
+        assert!(
+            allocations <= 2,
+            "{allocations} allocations to send to {MEMBERS} members"
+        );
         drain_all(&mut receivers);
     }
 
@@ -91,7 +96,10 @@ fn broadcast_allocates_nothing_per_member() {
     let frame = Bytes::from(vec![3; 100]);
     let (allocations, report) = allocations_in(|| group.broadcast(frame));
     assert_eq!(report.skipped, MEMBERS);
-    assert!(allocations <= 2, "{allocations} allocations to skip {MEMBERS} members");
+    assert!(
+        allocations <= 2,
+        "{allocations} allocations to skip {MEMBERS} members"
+    );
     drain_all(&mut receivers);
 
     // Every member closed: pruned in one write pass; only the group's own vectors resize (a logarithmic number of
@@ -102,6 +110,9 @@ fn broadcast_allocates_nothing_per_member() {
     let frame = Bytes::from(vec![4; 100]);
     let (allocations, report) = allocations_in(|| group.broadcast(frame));
     assert_eq!(report.pruned, MEMBERS);
-    assert!(allocations <= 32, "{allocations} allocations to prune {MEMBERS} members");
+    assert!(
+        allocations <= 32,
+        "{allocations} allocations to prune {MEMBERS} members"
+    );
     assert!(group.is_empty());
 }

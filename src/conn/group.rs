@@ -27,7 +27,7 @@ use crate::watermark::{CloseReason, Sender};
 /// The group holds its own clone of each [`Sender`], which keeps that queue open: end a connection with
 /// [`Sender::close`] or [`Sender::abort`] (the next broadcast, or [`prune`](Self::prune), then removes it), or
 /// take it out with [`remove`](Self::remove). Members are not capped here: each one is a live connection, already
-/// bounded by the server's connection limit; the group's own memory is about 50 bytes a member.
+/// bounded by the server's connection limit; the group's own memory is about 60 bytes a member.
 ///
 /// # Concurrency and cost
 ///

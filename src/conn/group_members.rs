@@ -121,7 +121,10 @@ impl Members {
             if member.sender.is_closed() {
                 let id = member.id;
                 // `swap_remove` moves the last member here: look at this position again.
-                pruned(self.remove(id).expect("a member in the dense vector has its slot"));
+                pruned(
+                    self.remove(id)
+                        .expect("a member in the dense vector has its slot"),
+                );
             } else {
                 position += 1;
             }
@@ -148,7 +151,11 @@ mod tests {
             assert_eq!(slot.position as usize, position);
             assert_eq!(slot.generation, member.id.generation);
         }
-        let occupied = members.slots.iter().filter(|s| s.position != VACANT).count();
+        let occupied = members
+            .slots
+            .iter()
+            .filter(|s| s.position != VACANT)
+            .count();
         assert_eq!(occupied, members.dense.len());
     }
 
@@ -162,7 +169,10 @@ mod tests {
         let reused = members.insert(sender(&mut rxs));
         assert_eq!(reused.slot, ids[1].slot, "a vacant slot is reused");
         assert_ne!(reused, ids[1]);
-        assert!(members.remove(ids[1]).is_none(), "the old id does not name the new member");
+        assert!(
+            members.remove(ids[1]).is_none(),
+            "the old id does not name the new member"
+        );
         for id in [ids[0], ids[4], reused, ids[2], ids[3]] {
             assert!(members.remove(id).is_some());
             check(&members);
