@@ -4,8 +4,9 @@
 ///
 /// Counts are since the group was created. Every member that joined has either left or is still here:
 /// `members = added - removed - pruned`. Every member a broadcast met is counted once: in `sent`, in `skipped`, or
-/// (its queue had closed) in `pruned`, which also counts the members [`prune`](super::Group::prune) removed. The fields are read one after another while broadcasts may run, so under
-/// load the broadcast counters can lag each other by one broadcast; after a workload they settle.
+/// (its queue had closed) in `pruned`, which also counts the members [`prune`](super::Group::prune) removed.
+/// The fields are read one after another while broadcasts may run, so under load the broadcast counters can lag
+/// each other by one broadcast; after a workload they settle.
 ///
 /// # Examples
 ///
