@@ -197,8 +197,8 @@ fn one_frame_is_shared_by_every_member() {
     }
 }
 
-/// Broadcasts from several threads while members join and leave: every member met is counted once, and the
-/// counters add up to what the members received.
+/// Broadcasts from several threads while members join, leave and close: the reports add up to the metrics, every
+/// closed member is pruned exactly once, and the members present throughout got every frame.
 #[test]
 fn concurrent_broadcasts_adds_and_removes_add_up() {
     const THREADS: usize = 3;

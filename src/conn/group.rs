@@ -15,10 +15,11 @@ use crate::watermark::{CloseReason, Sender};
 /// `isWritable()` check built in.
 ///
 /// [`broadcast`](Self::broadcast) hands the same [`Bytes`] to every member whose queue is writable: each member
-/// gets a clone (a reference-count increment, no copy and no allocation), so a frame pushed to 100,000 fans is held
-/// in memory once. A member whose queue is unwritable (over its high mark, not yet drained to its low mark) is
-/// **skipped and misses that frame**: this is the push server's policy, where a slow subscriber loses updates
-/// instead of growing its queue, and a subscriber that stays slow is disconnected by its writer's
+/// gets a clone (a reference-count increment, no copy), so a frame pushed to 100,000 fans is held in memory once
+/// (a `Bytes` made from a `Vec` allocates its shared header at its first clone: once per frame, not per member).
+/// A member whose queue is unwritable (over its high mark, not yet drained to its low mark) is **skipped and
+/// misses that frame**: this is the push server's policy, where a slow subscriber loses updates instead of growing
+/// its queue, and a subscriber that stays slow is disconnected by its writer's
 /// [`evict_after`](crate::watermark::WatermarkWriterBuilder::evict_after). A writable member whose queue refuses
 /// the frame (hard cap or memory budget) is skipped too, and counted as refused. A member whose queue has closed
 /// (evicted, stalled, failed, aborted, closed, writer gone) is removed on the way: the group prunes itself, and
@@ -35,8 +36,10 @@ use crate::watermark::{CloseReason, Sender};
 /// The members live in one dense `Vec` behind a [`parking_lot::RwLock`]. A broadcast holds the read lock, so
 /// broadcasts run in parallel with each other; it never waits while holding it (it only calls
 /// [`try_send`](Sender::try_send)). Per member it does what a hand-written loop would (`is_writable`, then
-/// `try_send` of a clone) and nothing more: no per-member lock of the group, no per-member counter, no allocation.
-/// Its counters are added once per broadcast. Closed members met on the way are noted in a fixed-size list on the
+/// `try_send` of a clone; for an unwritable member, a check whether it closed) and nothing more: no per-member
+/// lock of the group, no per-member counter, no allocation. Its counters are added once per broadcast. Measured
+/// with callgrind over 1,000 members, a broadcast costs 0.91x the instructions of that hand-written loop
+/// (`benches/conn.rs`). Closed members met on the way are noted in a fixed-size list on the
 /// stack and removed afterwards under the write lock, only when there are some. [`add`](Self::add) and
 /// [`remove`](Self::remove) take the write lock for O(1) work.
 ///
@@ -189,6 +192,10 @@ impl Group {
     /// group.add(tx.clone());
     /// assert_eq!(group.len(), 1);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If the group already holds `u32::MAX - 1` members (hundreds of GiB of queues).
     pub fn add(&self, member: Sender<Bytes>) -> MemberId {
         let mut book = self.inner.book.write();
         book.added += 1;

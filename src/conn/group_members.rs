@@ -63,21 +63,23 @@ impl Members {
 
     /// # Panics
     ///
-    /// With `u32::MAX - 1` members already (hundreds of GiB of queues).
+    /// With `u32::MAX - 1` members already, or as many slots (members plus slots retired after 2^32 reuses each):
+    /// hundreds of GiB of queues before that.
     pub(crate) fn insert(&mut self, sender: Sender<Bytes>) -> MemberId {
+        const TOO_MANY: &str = "a group holds fewer than u32::MAX members";
         let position = u32::try_from(self.dense.len())
             .ok()
             .filter(|&p| p != VACANT)
-            .expect("a group holds fewer than u32::MAX members");
+            .expect(TOO_MANY);
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
+                let slot = u32::try_from(self.slots.len()).expect(TOO_MANY);
                 self.slots.push(Slot {
                     generation: 0,
                     position: VACANT,
                 });
-                // The slot count never exceeds the member count plus the vacant slots, bounded like it.
-                (self.slots.len() - 1) as u32
+                slot
             }
         };
         let entry = &mut self.slots[slot as usize];
