@@ -37,3 +37,14 @@ pub use listener_builder::ListenerBuilder;
 pub use listener_metrics::ListenerMetrics;
 pub use over_limit::OverLimit;
 pub use permit::ConnectionPermit;
+
+// Fan-out: one frame to many connections' write queues.
+mod broadcast_report;
+mod group;
+mod group_members;
+mod group_metrics;
+
+pub use broadcast_report::BroadcastReport;
+pub use group::Group;
+pub use group_members::MemberId;
+pub use group_metrics::GroupMetrics;

@@ -365,6 +365,14 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Why the queue closed, or `None` while it is open: [`closed`](Self::closed) without waiting, for a
+    /// [`Group`](crate::conn::Group) counting the members it prunes by reason.
+    pub(crate) fn close_reason(&self) -> Option<CloseReason> {
+        self.shared.reason()
+    }
+}
+
 /// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
 /// is there whenever this is called.
 fn take<I>(slot: &mut Option<I>) -> I {
