@@ -66,12 +66,9 @@ pub(crate) type ReadSide = Box<dyn AsyncRead + Send + Unpin>;
 ///     tokio::spawn(async move {
 ///         let reason = loop {
 ///             match conn.next().await {
-///                 Ok(frame) => {
-///                     if conn.feed(frame).await.is_err() {
-///                         break conn.close_reason();
-///                     }
-///                 }
-///                 Err(reason) => break Some(reason),
+///                 // Queued at the end of the burst. A failed feed means the connection ended: next() says why.
+///                 Ok(frame) => drop(conn.feed(frame).await),
+///                 Err(reason) => break reason,
 ///             }
 ///         };
 ///         println!("connection ended: {reason:?}");
@@ -146,9 +143,13 @@ where
         if let Some(reason) = self.poll_stopped(cx) {
             return Poll::Ready(Err(self.end(reason)));
         }
+        if self.tx.is_closed() {
+            // Closed by the writer (it stopped: its task ends in a moment, and wakes this one with the reason) or
+            // through `sender().close()` (it drains, then ends). Either way reading is over.
+            return Poll::Pending;
+        }
         if !self.tx.is_writable() {
-            // Auto-read off: the socket is not read, so a peer that does not read meets TCP back-pressure. A
-            // closed queue counts as writable here; the writer task's end then gives the reason.
+            // Auto-read off: the socket is not read, so a peer that does not read meets TCP back-pressure.
             ready!(self.tx.poll_writable(cx));
         }
         let Some(frames) = self.frames.as_mut() else {

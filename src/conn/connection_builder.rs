@@ -34,9 +34,8 @@ const BATCH: usize = 8 * 1024;
 
 /// Configures and builds a [`Connection`]; from [`Connection::builder`].
 ///
-/// The settings can be reused for every accepted stream; the [`permit`](Self::permit) and
-/// [`shutdown`](Self::shutdown) go with the next [`build`](Self::build) only... except that `shutdown` stays
-/// (it is server-wide), while `permit` is taken by `build`.
+/// One builder serves every accepted stream: [`build`](Self::build) takes `&mut self` only to take the
+/// [`permit`](Self::permit), which belongs to the one connection built next; every other setting stays.
 ///
 /// # Examples
 ///
