@@ -5,6 +5,15 @@
 //! peer does not read, flushing once per read burst, closing both halves when the writer gives up on a peer, and a
 //! subscriber list with pruning.
 
+mod idle;
+mod idle_builder;
+mod idle_error;
+mod idle_wait;
+
+pub use idle::IdleTimeout;
+pub use idle_builder::IdleTimeoutBuilder;
+pub use idle_error::IdleError;
+
 mod build_error;
 mod close_reason;
 mod connection;
