@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tidegate::codec::LengthFieldCodec;
-use tidegate::conn::{ConnClose, Connection, ConnectionBuildError, Shutdown, ShutdownReport};
+use tidegate::conn::{
+    ConnClose, Connection, ConnectionBuildError, IdleError, IdleTimeout, Shutdown, ShutdownReport,
+};
 use tidegate::watermark::LimitsError;
 use tidegate::MemoryBudget;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
@@ -125,9 +127,13 @@ async fn frames_fed_in_one_burst_are_queued_as_one_batch_and_written_once() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
     let server = Counting::new(server);
     let (writes, flushes) = (server.writes.clone(), server.flushes.clone());
-    let mut conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let mut conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     const N: usize = 10;
-    let burst: Vec<u8> = (0..N).flat_map(|i| frame(format!("request {i}").as_bytes())).collect();
+    let burst: Vec<u8> = (0..N)
+        .flat_map(|i| frame(format!("request {i}").as_bytes()))
+        .collect();
     client.write_all(&burst).await.unwrap();
 
     for i in 0..N {
@@ -135,26 +141,43 @@ async fn frames_fed_in_one_burst_are_queued_as_one_batch_and_written_once() {
         assert_eq!(request, format!("request {i}"));
         conn.feed(request).await.unwrap();
     }
-    assert_eq!(conn.metrics().write.accepted_items, 0, "fed frames wait for the burst's end");
+    assert_eq!(
+        conn.metrics().write.accepted_items,
+        0,
+        "fed frames wait for the burst's end"
+    );
     // The burst is over: the next read would wait, so what was fed is queued, as one item.
-    assert!(timeout(Duration::from_millis(50), conn.next()).await.is_err());
+    assert!(timeout(Duration::from_millis(50), conn.next())
+        .await
+        .is_err());
     for i in 0..N {
-        assert_eq!(read_frame(&mut client).await.unwrap(), format!("request {i}").as_bytes());
+        assert_eq!(
+            read_frame(&mut client).await.unwrap(),
+            format!("request {i}").as_bytes()
+        );
     }
     let m = conn.metrics();
     assert_eq!((m.write.accepted_items, m.write.writes), (1, 1));
     assert_eq!(writes.load(Ordering::SeqCst), 1, "one write for {N} frames");
-    assert_eq!(flushes.load(Ordering::SeqCst), 1, "one flush for {N} frames");
+    assert_eq!(
+        flushes.load(Ordering::SeqCst),
+        1,
+        "one flush for {N} frames"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_connection_holds_no_read_or_write_buffer() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
-    let mut conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let mut conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     client.write_all(&frame(&[7; 3000])).await.unwrap();
     let request = timeout(WAIT, conn.next()).await.unwrap().unwrap();
     conn.feed(request).await.unwrap();
-    assert!(timeout(Duration::from_millis(50), conn.next()).await.is_err());
+    assert!(timeout(Duration::from_millis(50), conn.next())
+        .await
+        .is_err());
     assert_eq!(read_frame(&mut client).await.unwrap(), [7; 3000]);
 
     let m = conn.metrics();
@@ -174,12 +197,23 @@ async fn an_idle_connection_releases_its_budget() {
         .unwrap();
     client.write_all(&frame(b"ping")).await.unwrap();
     let request = timeout(WAIT, conn.next()).await.unwrap().unwrap();
-    assert!(budget.used() > 0, "the read buffer is charged while bytes arrive");
+    assert!(
+        budget.used() > 0,
+        "the read buffer is charged while bytes arrive"
+    );
     conn.feed(request).await.unwrap();
-    assert!(timeout(Duration::from_millis(50), conn.next()).await.is_err());
+    assert!(timeout(Duration::from_millis(50), conn.next())
+        .await
+        .is_err());
     assert_eq!(read_frame(&mut client).await.unwrap(), b"ping");
-    assert!(timeout(Duration::from_millis(50), conn.next()).await.is_err());
-    assert_eq!(budget.used(), 0, "idle: nothing read, nothing queued, nothing reserved");
+    assert!(timeout(Duration::from_millis(50), conn.next())
+        .await
+        .is_err());
+    assert_eq!(
+        budget.used(),
+        0,
+        "idle: nothing read, nothing queued, nothing reserved"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -187,7 +221,10 @@ async fn a_peer_that_closes_ends_the_stream_with_peer_closed_after_its_answers()
     let (server, client) = tokio::io::duplex(64 * 1024);
     let permit = Arc::new(());
     let mut builder = Connection::builder();
-    let conn = builder.permit(permit.clone()).build(server, codec(), codec()).unwrap();
+    let conn = builder
+        .permit(permit.clone())
+        .build(server, codec(), codec())
+        .unwrap();
     let read = Arc::new(AtomicUsize::new(0));
     let handler = tokio::spawn(echo(conn, read.clone()));
 
@@ -202,15 +239,28 @@ async fn a_peer_that_closes_ends_the_stream_with_peer_closed_after_its_answers()
         assert_eq!(read_frame(&mut rx).await.unwrap(), [i; 100]);
     }
     let mut rest = Vec::new();
-    assert_eq!(timeout(WAIT, rx.read_to_end(&mut rest)).await.unwrap().unwrap(), 0, "then EOF");
-    assert_eq!(Arc::strong_count(&permit), 1, "the permit went with the socket");
+    assert_eq!(
+        timeout(WAIT, rx.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap(),
+        0,
+        "then EOF"
+    );
+    assert_eq!(
+        Arc::strong_count(&permit),
+        1,
+        "the permit went with the socket"
+    );
     assert_eq!(read.load(Ordering::SeqCst), 3);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_oversize_frame_ends_the_stream_with_its_numbers() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
-    let mut conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let mut conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     client.write_all(&(1u32 << 20).to_be_bytes()).await.unwrap();
     let reason = timeout(WAIT, conn.next()).await.unwrap().unwrap_err();
     assert!(
@@ -218,28 +268,47 @@ async fn an_oversize_frame_ends_the_stream_with_its_numbers() {
         "{reason:?}"
     );
     // Ended for good, with the same reason; the write side is gone too.
-    assert!(matches!(conn.next().await, Err(ConnClose::FrameTooLarge { .. })));
+    assert!(matches!(
+        conn.next().await,
+        Err(ConnClose::FrameTooLarge { .. })
+    ));
     assert!(conn.feed(Bytes::from_static(b"late")).await.is_err());
     let mut rest = Vec::new();
-    assert_eq!(timeout(WAIT, client.read_to_end(&mut rest)).await.unwrap().unwrap(), 0);
+    assert_eq!(
+        timeout(WAIT, client.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn close_ends_the_stream_with_closed_and_delivers_what_was_fed() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
-    let mut conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let mut conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     conn.feed(Bytes::from_static(b"bye")).await.unwrap();
     conn.close();
     assert!(matches!(conn.next().await, Err(ConnClose::Closed)));
     assert_eq!(read_frame(&mut client).await.unwrap(), b"bye");
     let mut rest = Vec::new();
-    assert_eq!(timeout(WAIT, client.read_to_end(&mut rest)).await.unwrap().unwrap(), 0);
+    assert_eq!(
+        timeout(WAIT, client.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn closing_the_queue_from_elsewhere_ends_reading_too() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
-    let mut conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let mut conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     let sender = conn.sender().clone();
     sender.try_send(Bytes::from(frame(b"pushed"))).unwrap();
     sender.close();
@@ -254,7 +323,9 @@ async fn a_failed_write_ends_the_read_side_with_write_error() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
     let server = Counting::new(server);
     server.fail_writes.store(true, Ordering::SeqCst);
-    let conn = Connection::builder().build(server, codec(), codec()).unwrap();
+    let conn = Connection::builder()
+        .build(server, codec(), codec())
+        .unwrap();
     let handler = tokio::spawn(echo(conn, Arc::default()));
     client.write_all(&frame(b"answer me")).await.unwrap();
     let reason = timeout(WAIT, handler).await.unwrap().unwrap();
@@ -295,7 +366,11 @@ async fn a_peer_that_does_not_read_is_evicted_and_both_halves_end() {
     );
     let mut client = timeout(WAIT, sending).await.unwrap().unwrap();
     assert!(read.load(Ordering::SeqCst) < 1000, "reading stopped");
-    assert_eq!(Arc::strong_count(&permit), 1, "the socket and its permit are gone");
+    assert_eq!(
+        Arc::strong_count(&permit),
+        1,
+        "the socket and its permit are gone"
+    );
     // What the pipe held, then the end: no half-open peer.
     let mut rest = Vec::new();
     drop(timeout(WAIT, client.read_to_end(&mut rest)).await.unwrap());
@@ -310,7 +385,9 @@ async fn shutdown_ends_the_stream_with_shut_down() {
         .shutdown(&shutdown)
         .build(server, codec(), codec())
         .unwrap();
-    assert!(timeout(Duration::from_millis(10), conn.next()).await.is_err());
+    assert!(timeout(Duration::from_millis(10), conn.next())
+        .await
+        .is_err());
     shutdown.trigger();
     let reason = timeout(WAIT, conn.next()).await.unwrap().unwrap_err();
     assert!(matches!(reason, ConnClose::ShutDown), "{reason:?}");
@@ -328,7 +405,10 @@ async fn shutdown_reports_the_connections_that_drained_and_the_ones_cut() {
     // A reading peer, and a peer that does not read an answer larger than its pipe.
     let (fast, mut fast_peer) = tokio::io::duplex(64 * 1024);
     let (slow, mut slow_peer) = tokio::io::duplex(1024);
-    let fast = tokio::spawn(echo(builder.build(fast, codec(), codec()).unwrap(), Arc::default()));
+    let fast = tokio::spawn(echo(
+        builder.build(fast, codec(), codec()).unwrap(),
+        Arc::default(),
+    ));
     let slow = builder.build(slow, codec(), codec()).unwrap();
     let slow_sender = slow.sender().clone();
     let slow = tokio::spawn(echo(slow, Arc::default()));
@@ -350,8 +430,14 @@ async fn shutdown_reports_the_connections_that_drained_and_the_ones_cut() {
     })
     .await
     .unwrap();
-    let report = timeout(WAIT, shutdown.shutdown(Duration::from_secs(5))).await.unwrap();
-    assert_eq!((report.drained, report.cut, report.open), (1, 1, 0), "{report:?}");
+    let report = timeout(WAIT, shutdown.shutdown(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.drained, report.cut, report.open),
+        (1, 1, 0),
+        "{report:?}"
+    );
     for handler in [fast, slow] {
         let reason = timeout(WAIT, handler).await.unwrap().unwrap();
         assert!(matches!(reason, ConnClose::ShutDown), "{reason:?}");
@@ -370,7 +456,11 @@ async fn configurations_that_cannot_work_are_refused_with_the_numbers() {
         .unwrap_err();
     assert_eq!(
         err,
-        ConnectionBuildError::Marks(LimitsError::Unordered { low: 10_000, high: 5_000, hard: 256 * 1024 })
+        ConnectionBuildError::Marks(LimitsError::Unordered {
+            low: 10_000,
+            high: 5_000,
+            hard: 256 * 1024
+        })
     );
 
     let err = Connection::builder()
@@ -381,7 +471,12 @@ async fn configurations_that_cannot_work_are_refused_with_the_numbers() {
     let needed = 64 * 1024 + MAX + 8 * 1024;
     assert_eq!(
         err,
-        ConnectionBuildError::HardCapTooSmall { hard: 80 * 1024, high: 64 * 1024, max_frame: MAX, needed }
+        ConnectionBuildError::HardCapTooSmall {
+            hard: 80 * 1024,
+            high: 64 * 1024,
+            max_frame: MAX,
+            needed
+        }
     );
     assert!(err.to_string().contains(&needed.to_string()), "{err}");
     // Exactly enough works.
@@ -397,7 +492,14 @@ async fn configurations_that_cannot_work_are_refused_with_the_numbers() {
         .build(stream(), codec(), codec())
         .unwrap_err();
     let needed = MAX + MAX / 2 + 4096;
-    assert_eq!(err, ConnectionBuildError::BudgetTooSmall { limit: MAX, max_frame: MAX, needed });
+    assert_eq!(
+        err,
+        ConnectionBuildError::BudgetTooSmall {
+            limit: MAX,
+            max_frame: MAX,
+            needed
+        }
+    );
     assert!(err.to_string().contains(&needed.to_string()), "{err}");
 }
 
@@ -418,10 +520,16 @@ async fn a_refused_build_drops_the_permit() {
 /// makes TCP wait on its persist timer, which would stall the test, not the server.)
 async fn loopback() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+    let client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
     let (server, _) = listener.accept().await.unwrap();
-    socket2::SockRef::from(&server).set_send_buffer_size(32 * 1024).unwrap();
-    socket2::SockRef::from(&client).set_recv_buffer_size(32 * 1024).unwrap();
+    socket2::SockRef::from(&server)
+        .set_send_buffer_size(32 * 1024)
+        .unwrap();
+    socket2::SockRef::from(&client)
+        .set_recv_buffer_size(32 * 1024)
+        .unwrap();
     (server, client)
 }
 
@@ -469,7 +577,11 @@ async fn a_slow_reader_pauses_reading_and_the_queue_stays_under_the_hard_cap() {
         tokio::time::sleep(Duration::from_millis(10)).await;
         peak = peak.max(sender.pending_bytes());
     }
-    assert_eq!(read.load(Ordering::SeqCst), stalled, "no reads while unwritable");
+    assert_eq!(
+        read.load(Ordering::SeqCst),
+        stalled,
+        "no reads while unwritable"
+    );
     assert!(stalled < REQUESTS, "read {stalled} of the requests");
     assert!(peak <= hard, "queued {peak} > hard cap {hard}");
     assert!(sender.metrics().peak_bytes <= hard);
@@ -489,7 +601,13 @@ async fn a_slow_reader_pauses_reading_and_the_queue_stays_under_the_hard_cap() {
         }
     })
     .await
-    .unwrap_or_else(|_| panic!("reading resumed, but stopped at {:?} {:?}", read.load(Ordering::SeqCst), sender.metrics()));
+    .unwrap_or_else(|_| {
+        panic!(
+            "reading resumed, but stopped at {:?} {:?}",
+            read.load(Ordering::SeqCst),
+            sender.metrics()
+        )
+    });
     timeout(WAIT, sending).await.unwrap().unwrap();
     handler.abort();
     draining.abort();
@@ -526,14 +644,73 @@ async fn eviction_over_loopback_closes_the_socket_and_releases_the_permit() {
     });
     let reason = timeout(WAIT, handler).await.unwrap().unwrap();
     assert!(matches!(reason, ConnClose::Evicted { .. }), "{reason:?}");
-    assert!(dropped.load(Ordering::SeqCst), "the permit went with the socket");
+    assert!(
+        dropped.load(Ordering::SeqCst),
+        "the permit went with the socket"
+    );
     // The client sees the end: EOF or a reset after what its buffer held, and its sends fail.
     let mut buf = vec![0; 64 * 1024];
     loop {
-        match timeout(WAIT, client_rx.read(&mut buf)).await.expect("the socket was closed") {
+        match timeout(WAIT, client_rx.read(&mut buf))
+            .await
+            .expect("the socket was closed")
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
     }
-    assert!(timeout(WAIT, sending).await.unwrap().unwrap(), "the client's sends failed");
+    assert!(
+        timeout(WAIT, sending).await.unwrap().unwrap(),
+        "the client's sends failed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_peer_ends_the_stream_with_read_idle_and_the_socket_closes() {
+    let (server, mut client) = tokio::io::duplex(1024);
+    let permit = Arc::new(());
+    let mut conn = Connection::builder()
+        .idle(IdleTimeout::builder().read_idle(Some(Duration::from_secs(30))))
+        .permit(permit.clone())
+        .build(server, codec(), codec())
+        .unwrap();
+    client.write_all(&frame(b"hello")).await.unwrap();
+    assert_eq!(
+        timeout(WAIT * 10, conn.next()).await.unwrap().unwrap(),
+        "hello"
+    );
+    let start = tokio::time::Instant::now();
+    let reason = timeout(WAIT * 10, conn.next()).await.unwrap().unwrap_err();
+    assert!(
+        matches!(reason, ConnClose::Idle(IdleError::ReadIdle { after }) if after == Duration::from_secs(30)),
+        "{reason:?}"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    let mut rest = Vec::new();
+    assert_eq!(
+        timeout(WAIT, client.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap(),
+        0
+    );
+    assert_eq!(Arc::strong_count(&permit), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_that_takes_nothing_ends_the_stream_with_write_idle() {
+    let (server, mut client) = tokio::io::duplex(256);
+    let conn = Connection::builder()
+        .idle(IdleTimeout::builder().write_idle(Some(Duration::from_secs(5))))
+        .evict_after(None)
+        .stall_timeout(None)
+        .build(server, codec(), codec())
+        .unwrap();
+    let handler = tokio::spawn(echo(conn, Arc::default()));
+    client.write_all(&frame(&[5; 2000])).await.unwrap();
+    let reason = timeout(WAIT * 10, handler).await.unwrap().unwrap();
+    assert!(
+        matches!(reason, ConnClose::Idle(IdleError::WriteIdle { after }) if after == Duration::from_secs(5)),
+        "{reason:?}"
+    );
 }

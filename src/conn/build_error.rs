@@ -43,7 +43,9 @@ pub enum ConnectionBuildError {
         needed: usize,
     },
     /// The memory budget cannot hold what one maximum-size frame needs, so the connection could never finish one.
-    #[error("memory budget of {limit} bytes cannot hold one {max_frame}-byte frame: needs {needed}")]
+    #[error(
+        "memory budget of {limit} bytes cannot hold one {max_frame}-byte frame: needs {needed}"
+    )]
     BudgetTooSmall {
         /// The budget's limit.
         limit: usize,

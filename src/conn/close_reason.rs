@@ -4,6 +4,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::IdleError;
 use crate::budget::BudgetError;
 use crate::codec::CodecError;
 use crate::watermark::CloseReason;
@@ -48,6 +49,10 @@ pub enum ConnClose {
         /// The stall timeout that passed.
         timeout: Duration,
     },
+    /// An idle timeout of [`ConnectionBuilder::idle`](super::ConnectionBuilder::idle) passed: the peer sent
+    /// nothing for too long, took nothing we wrote for too long, or started too slowly.
+    #[error("idle timeout: {0}")]
+    Idle(#[source] IdleError),
     /// The peer sent a frame longer than the decoder's maximum.
     #[error("the peer sent a frame of {len} bytes, longer than the maximum of {max} bytes")]
     FrameTooLarge {
@@ -114,7 +119,10 @@ impl ConnClose {
             CodecError::FrameTooLong { len, max } => ConnClose::FrameTooLarge { len, max },
             CodecError::UnexpectedEof { buffered } => ConnClose::Truncated { buffered },
             CodecError::Budget(err) => ConnClose::Budget(err),
-            CodecError::Io(err) => ConnClose::ReadError(Arc::new(err)),
+            CodecError::Io(err) => match IdleError::find(&err) {
+                Some(idle) => ConnClose::Idle(*idle),
+                None => ConnClose::ReadError(Arc::new(err)),
+            },
             other => ConnClose::Decode(Arc::new(other.into())),
         }
     }
@@ -125,7 +133,10 @@ impl ConnClose {
             CloseReason::Closed => ConnClose::Closed,
             CloseReason::Evicted { after } => ConnClose::Evicted { after },
             CloseReason::Stalled { timeout } => ConnClose::Stalled { timeout },
-            CloseReason::Io(err) => ConnClose::WriteError(err),
+            CloseReason::Io(err) => match IdleError::find(&err) {
+                Some(idle) => ConnClose::Idle(*idle),
+                None => ConnClose::WriteError(err),
+            },
             _ => ConnClose::Aborted,
         }
     }

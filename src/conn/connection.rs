@@ -277,7 +277,11 @@ impl<D, E, M> Connection<D, E, M> {
             }
         }
         let shutdown = self.shutdown.as_mut()?;
-        shutdown.as_mut().poll(cx).is_ready().then_some(ConnClose::ShutDown)
+        shutdown
+            .as_mut()
+            .poll(cx)
+            .is_ready()
+            .then_some(ConnClose::ShutDown)
     }
 
     /// Ends reading and lets the writer drain: queues what was fed (without waiting; what does not fit is counted
@@ -310,4 +314,3 @@ impl<D, E, M> fmt::Debug for Connection<D, E, M> {
             .finish_non_exhaustive()
     }
 }
-

@@ -11,7 +11,10 @@ use tokio_util::codec::{Decoder, Encoder};
 
 use super::connection::ReadSide;
 use super::held::{Held, Permit};
-use super::{writer_task, Connection, ConnectionBuildError, MaxFrameLength, Shutdown};
+use super::{
+    writer_task, Connection, ConnectionBuildError, IdleTimeout, IdleTimeoutBuilder, MaxFrameLength,
+    Shutdown,
+};
 use crate::budget::MemoryBudget;
 use crate::codec::{FrameReader, DEFAULT_READ_SIZE};
 use crate::watermark::{Limits, WatermarkWriter, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
@@ -67,6 +70,7 @@ pub struct ConnectionBuilder {
     evict_after: Option<Duration>,
     stall_timeout: Option<Duration>,
     drain_timeout: Duration,
+    idle: IdleTimeoutBuilder,
     shutdown: Option<Shutdown>,
     permit: Option<Permit>,
 }
@@ -82,6 +86,7 @@ impl Default for ConnectionBuilder {
             evict_after: Some(DEFAULT_EVICT_AFTER),
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            idle: IdleTimeoutBuilder::default(),
             shutdown: None,
             permit: None,
         }
@@ -142,6 +147,26 @@ impl ConnectionBuilder {
         self
     }
 
+    /// Idle timeouts for the socket (read idle, write idle, slow start; see [`IdleTimeout`]). One that passes
+    /// ends the connection with [`ConnClose::Idle`](super::ConnClose::Idle), both halves. Default: none.
+    ///
+    /// Reading is not polled while the write queue is unwritable, so a paused connection is not read-idle; a
+    /// peer that does not read is caught by the write idle timeout or [`evict_after`](Self::evict_after).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tidegate::conn::{Connection, IdleTimeout};
+    ///
+    /// let mut builder = Connection::builder();
+    /// builder.idle(IdleTimeout::builder().read_idle(Some(Duration::from_secs(60))));
+    /// ```
+    pub fn idle(&mut self, idle: &IdleTimeoutBuilder) -> &mut Self {
+        self.idle = *idle;
+        self
+    }
+
     /// Ends the connections built from now on gracefully when `shutdown` is triggered, and counts them in its
     /// report. Default: none.
     pub fn shutdown(&mut self, shutdown: &Shutdown) -> &mut Self {
@@ -181,8 +206,10 @@ impl ConnectionBuilder {
     {
         let permit = self.permit.take();
         let limits = self.check(decoder.max_frame_length())?;
+        let stream: IdleTimeout<S> = self.idle.build(stream);
         let (read, write) = tokio::io::split(Held::new(stream, permit));
-        let mut frames = FrameReader::new(Box::new(read) as ReadSide, decoder).with_read_size(self.read_size);
+        let mut frames =
+            FrameReader::new(Box::new(read) as ReadSide, decoder).with_read_size(self.read_size);
         if let Some(budget) = &self.budget {
             frames = frames.with_budget(budget.clone());
         }
@@ -195,8 +222,15 @@ impl ConnectionBuilder {
         let (read_done, done_rx) = oneshot::channel();
         let tracked = self.shutdown.as_ref().map(Shutdown::track);
         let shutdown = tracked.as_ref().map(|t| t.token().clone());
-        let task = tokio::spawn(writer_task::run(writer, done_rx, tracked, self.drain_timeout));
-        Ok(Connection::new(frames, tx, encoder, task, read_done, shutdown))
+        let task = tokio::spawn(writer_task::run(
+            writer,
+            done_rx,
+            tracked,
+            self.drain_timeout,
+        ));
+        Ok(Connection::new(
+            frames, tx, encoder, task, read_done, shutdown,
+        ))
     }
 
     fn check(&self, max_frame: usize) -> Result<Limits, ConnectionBuildError> {
@@ -211,7 +245,9 @@ impl ConnectionBuilder {
             });
         }
         if let Some(budget) = &self.budget {
-            let read = max_frame.saturating_add(max_frame / 2).saturating_add(self.read_size);
+            let read = max_frame
+                .saturating_add(max_frame / 2)
+                .saturating_add(self.read_size);
             let needed = read.max(max_frame.saturating_add(BATCH));
             if budget.limit() < needed {
                 return Err(ConnectionBuildError::BudgetTooSmall {
@@ -236,6 +272,7 @@ impl fmt::Debug for ConnectionBuilder {
             .field("evict_after", &self.evict_after)
             .field("stall_timeout", &self.stall_timeout)
             .field("drain_timeout", &self.drain_timeout)
+            .field("idle", &self.idle)
             .field("shutdown", &self.shutdown.is_some())
             .field("permit", &self.permit.is_some())
             .finish()

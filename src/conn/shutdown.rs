@@ -182,7 +182,11 @@ impl Drop for Tracked {
     fn drop(&mut self) {
         let inner = &*self.inner;
         if inner.token.is_cancelled() {
-            let count = if self.drained { &inner.drained } else { &inner.cut };
+            let count = if self.drained {
+                &inner.drained
+            } else {
+                &inner.cut
+            };
             count.fetch_add(1, Ordering::AcqRel);
         }
         inner.open.fetch_sub(1, Ordering::AcqRel);
@@ -195,4 +199,3 @@ impl fmt::Debug for Tracked {
         f.debug_struct("Tracked").finish_non_exhaustive()
     }
 }
-
