@@ -168,19 +168,27 @@ where
         }
     }
 
-    /// Encodes `msg` into the write buffer, which [`next`](Self::next) queues at the end of the read burst;
-    /// queues the buffer at once when it holds 8 KiB or more, waiting while the queue is unwritable.
+    /// Encodes `msg` into the write buffer, which [`next`](Self::next) queues at the end of the read burst. If
+    /// the buffer already holds 8 KiB or more, it is queued first, waiting while the queue is unwritable or has no
+    /// room under the hard cap.
     ///
     /// # Errors
     ///
-    /// The encoder's error, or a refusal of the queue (converted from an `io::Error`): the connection has ended
-    /// (see [`close_reason`](Self::close_reason)), or the memory budget refused a batch.
+    /// The encoder's error, or a refusal of the queue (converted from an `io::Error` that holds the refused frames
+    /// as a [`SendError`](crate::watermark::SendError)): the connection has ended (the next
+    /// [`next`](Self::next) says why), or the memory budget could not grant the batch at once. Unlike
+    /// [`FramedSender::flush`], the connection does not wait for budget: a handler blocked on the budget would stop
+    /// reading and writing for every peer that shares it.
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: `msg` is buffered before any wait.
+    /// Cancel-safe: a cancelled call has queued nothing of `msg` and loses nothing buffered before it.
     pub async fn feed(&mut self, msg: M) -> Result<(), E::Error> {
-        self.write_side()?.feed(msg).await
+        // Poll functions, not `FramedSender::feed`: the handler's task holds this future for as long as it waits,
+        // and the async one would add ~300 bytes to every connection's task, idle or not.
+        let framed = self.write_side()?;
+        poll_fn(|cx| Pin::new(&mut *framed).poll_ready(cx)).await?;
+        Pin::new(framed).start_send(msg)
     }
 
     /// Queues what [`feed`](Self::feed) buffered, waiting while the queue is unwritable or has no room.
@@ -193,7 +201,8 @@ where
     ///
     /// Cancel-safe: the frames stay buffered until the queue takes them.
     pub async fn flush(&mut self) -> Result<(), E::Error> {
-        self.write_side()?.flush().await
+        let framed = self.write_side()?;
+        poll_fn(|cx| Pin::new(&mut *framed).poll_flush(cx)).await
     }
 
     /// [`feed`](Self::feed), then [`flush`](Self::flush): for writes outside a `next` loop.
@@ -204,9 +213,10 @@ where
     ///
     /// # Cancel safety
     ///
-    /// As [`flush`](Self::flush).
+    /// As [`flush`](Self::flush); once `msg` is buffered, a cancelled call leaves it buffered.
     pub async fn send(&mut self, msg: M) -> Result<(), E::Error> {
-        self.write_side()?.send(msg).await
+        self.feed(msg).await?;
+        self.flush().await
     }
 
     fn write_side(&mut self) -> Result<&mut FramedSender<M, E>, io::Error> {
