@@ -11,7 +11,6 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::AsyncRead;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_util::codec::{Decoder, Encoder};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -81,8 +80,6 @@ pub struct Connection<D, E = D, M = Bytes> {
     framed: Option<FramedSender<M, E>>,
     tx: Sender<Bytes>,
     writer: Option<JoinHandle<WriterEnd>>,
-    /// Dropped when reading ends: the writer task's signal to drain within the deadline.
-    read_done: Option<oneshot::Sender<()>>,
     shutdown: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     closed: Option<ConnClose>,
 }
@@ -105,7 +102,6 @@ where
         tx: Sender<Bytes>,
         encoder: E,
         writer: JoinHandle<WriterEnd>,
-        read_done: oneshot::Sender<()>,
         shutdown: Option<CancellationToken>,
     ) -> Self {
         Connection {
@@ -113,7 +109,6 @@ where
             framed: Some(FramedSender::new(tx.clone(), encoder)),
             tx,
             writer: Some(writer),
-            read_done: Some(read_done),
             shutdown: shutdown.map(|token| Box::pin(token.cancelled_owned())),
             closed: None,
         }
@@ -295,12 +290,11 @@ impl<D, E, M> Connection<D, E, M> {
     }
 
     /// Ends reading and lets the writer drain: queues what was fed (without waiting; what does not fit is counted
-    /// as undelivered), closes the queue, drops the read half and starts the writer's drain deadline.
+    /// as undelivered), closes the queue (which starts the writer task's drain deadline) and drops the read half.
     fn end(&mut self, reason: ConnClose) -> ConnClose {
         self.framed = None;
         self.tx.close();
         self.frames = None;
-        self.read_done = None;
         self.shutdown = None;
         self.closed = Some(reason.clone());
         reason

@@ -6,15 +6,12 @@ use std::io;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::connection::ReadSide;
 use super::held::{Held, Permit};
 use super::writer_task::WriterTask;
-use super::{
-    Connection, ConnectionBuildError, IdleTimeoutBuilder, MaxFrameLength, Shutdown,
-};
+use super::{Connection, ConnectionBuildError, IdleTimeoutBuilder, MaxFrameLength, Shutdown};
 use crate::budget::MemoryBudget;
 use crate::codec::{FrameReader, DEFAULT_READ_SIZE};
 use crate::watermark::{Limits, WatermarkWriter, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
@@ -240,16 +237,15 @@ impl ConnectionBuilder {
             .evict_after(self.evict_after)
             .stall_timeout(self.stall_timeout)
             .build(write);
-        let (read_done, done_rx) = oneshot::channel();
         let tracked = self.shutdown.as_ref().map(Shutdown::track);
         let shutdown = tracked.as_ref().map(|t| t.token().clone());
         let task = tokio::spawn(WriterTask::new(
             writer.run(),
-            done_rx,
+            tx.clone(),
             tracked,
             self.drain_timeout,
         ));
-        Connection::new(frames, tx, encoder, task, read_done, shutdown)
+        Connection::new(frames, tx, encoder, task, shutdown)
     }
 
     fn check(&self, max_frame: usize) -> Result<Limits, ConnectionBuildError> {

@@ -45,10 +45,12 @@ where
             }
             // A flip moves the eviction deadline: go round and recompute it.
             _ = writability_changed(&mut dog.writability) => {}
-            () = sleep_until_some(evict_at) => {
-                return Err(CloseReason::Evicted { after: dog.evict_after.unwrap_or_default() });
-            }
-            () = sleep_until_some(stall_at) => {
+            // One timer for both deadlines: each `Sleep` is held in every writer task's future, busy or idle.
+            () = sleep_until_some(earliest(evict_at, stall_at)) => {
+                // Eviction wins a tie, as it always has.
+                if evict_at.is_some_and(|at| stall_at.is_none_or(|stall| at <= stall)) {
+                    return Err(CloseReason::Evicted { after: dog.evict_after.unwrap_or_default() });
+                }
                 return Err(CloseReason::Stalled { timeout: dog.stall_timeout.unwrap_or_default() });
             }
         }
@@ -60,6 +62,13 @@ async fn writability_changed(watch: &mut Option<watch::Receiver<bool>>) {
         // The sender half lives in the queue's state, which this writer keeps alive: `changed` cannot fail.
         Some(watch) => drop(watch.changed().await),
         None => std::future::pending().await,
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
