@@ -167,6 +167,38 @@ async fn frames_fed_in_one_burst_are_queued_as_one_batch_and_written_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn reading_pauses_while_the_queue_is_unwritable_and_resumes_at_the_low_mark() {
+    let (server, mut client) = tokio::io::duplex(1024);
+    let mut conn = Connection::builder()
+        .low_mark(1024)
+        .high_mark(4096)
+        .hard_cap(4096 + MAX + 8 * 1024)
+        .evict_after(None)
+        .stall_timeout(None)
+        .build(server, codec(), codec())
+        .unwrap();
+    // A push from elsewhere (a broadcast) that the peer does not read yet: the queue is above its high mark.
+    let sender = conn.sender().clone();
+    sender.try_send(Bytes::from(frame(&[9; 8000]))).unwrap();
+    assert!(!sender.is_writable());
+    client.write_all(&frame(b"request")).await.unwrap();
+    assert!(
+        timeout(Duration::from_secs(5), conn.next()).await.is_err(),
+        "a frame was read while the queue was unwritable"
+    );
+    assert_eq!(conn.metrics().read_buffered_bytes, 0, "the socket was not read at all");
+
+    // The peer reads the push: the queue drains below the low mark and reading resumes.
+    let reading = tokio::spawn(async move {
+        let pushed = read_frame(&mut client).await.unwrap();
+        (pushed, client)
+    });
+    assert_eq!(timeout(WAIT, conn.next()).await.unwrap().unwrap(), "request");
+    let (pushed, _client) = timeout(WAIT, reading).await.unwrap().unwrap();
+    assert_eq!(pushed, [9; 8000]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_idle_connection_holds_no_read_or_write_buffer() {
     let (server, mut client) = tokio::io::duplex(64 * 1024);
     let mut conn = Connection::builder()
