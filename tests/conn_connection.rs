@@ -186,14 +186,21 @@ async fn reading_pauses_while_the_queue_is_unwritable_and_resumes_at_the_low_mar
         timeout(Duration::from_secs(5), conn.next()).await.is_err(),
         "a frame was read while the queue was unwritable"
     );
-    assert_eq!(conn.metrics().read_buffered_bytes, 0, "the socket was not read at all");
+    assert_eq!(
+        conn.metrics().read_buffered_bytes,
+        0,
+        "the socket was not read at all"
+    );
 
     // The peer reads the push: the queue drains below the low mark and reading resumes.
     let reading = tokio::spawn(async move {
         let pushed = read_frame(&mut client).await.unwrap();
         (pushed, client)
     });
-    assert_eq!(timeout(WAIT, conn.next()).await.unwrap().unwrap(), "request");
+    assert_eq!(
+        timeout(WAIT, conn.next()).await.unwrap().unwrap(),
+        "request"
+    );
     let (pushed, _client) = timeout(WAIT, reading).await.unwrap().unwrap();
     assert_eq!(pushed, [9; 8000]);
 }

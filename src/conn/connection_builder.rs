@@ -144,7 +144,7 @@ impl ConnectionBuilder {
         self
     }
 
-    /// Idle timeouts for the socket (read idle, write idle, slow start; see [`IdleTimeout`]). One that passes
+    /// Idle timeouts for the socket (read idle, write idle, slow start; see [`IdleTimeout`](super::IdleTimeout)). One that passes
     /// ends the connection with [`ConnClose::Idle`](super::ConnClose::Idle), both halves. Default: none.
     ///
     /// Reading is not polled while the write queue is unwritable, so a paused connection is not read-idle; a
