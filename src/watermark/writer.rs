@@ -100,8 +100,6 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     ) -> (Sender<Bytes>, Self) {
         let (tx, rx) = channel(config);
         let watchdog = Watchdog {
-            reason: rx.shared().subscribe_reason(),
-            writability: evict_after.map(|_| rx.shared().subscribe_writability()),
             evict_after,
             stall_timeout,
         };
