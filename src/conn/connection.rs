@@ -20,6 +20,10 @@ use super::{ConnClose, ConnectionBuilder, ConnectionMetrics};
 use crate::codec::FrameReader;
 use crate::watermark::{FramedSender, Sender};
 
+/// Fed frames are queued as soon as they reach this size, as `FramedSender::feed` does: one batch in the queue
+/// never weighs much more than this plus one frame.
+pub(crate) const BATCH: usize = 8 * 1024;
+
 /// The read half as the frame reader sees it; boxed so that the stream's type is not part of the connection's.
 pub(crate) type ReadSide = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -164,9 +168,9 @@ where
         }
     }
 
-    /// Encodes `msg` into the write buffer, which [`next`](Self::next) queues at the end of the read burst. If
-    /// the buffer already holds 8 KiB or more, it is queued first, waiting while the queue is unwritable or has no
-    /// room under the hard cap.
+    /// Encodes `msg` into the write buffer, which [`next`](Self::next) queues at the end of the read burst. Once
+    /// the buffer holds 8 KiB or more it is queued at once, waiting while the queue is unwritable or has no room
+    /// under the hard cap.
     ///
     /// # Errors
     ///
@@ -178,13 +182,18 @@ where
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe: a cancelled call has queued nothing of `msg` and loses nothing buffered before it.
+    /// Cancel-safe: `msg` is buffered before any wait, so a cancelled call loses nothing; the end of the burst
+    /// (or [`flush`](Self::flush)) queues it.
     pub async fn feed(&mut self, msg: M) -> Result<(), E::Error> {
         // Poll functions, not `FramedSender::feed`: the handler's task holds this future for as long as it waits,
-        // and the async one would add ~300 bytes to every connection's task, idle or not.
+        // and the async one would add ~300 bytes to every connection's task, idle or not. (`start_send` only
+        // encodes; it needs no `poll_ready` first.)
         let framed = self.write_side()?;
-        poll_fn(|cx| Pin::new(&mut *framed).poll_ready(cx)).await?;
-        Pin::new(framed).start_send(msg)
+        Pin::new(&mut *framed).start_send(msg)?;
+        if framed.buffered_bytes() >= BATCH {
+            poll_fn(|cx| Pin::new(&mut *framed).poll_flush(cx)).await?;
+        }
+        Ok(())
     }
 
     /// Queues what [`feed`](Self::feed) buffered, waiting while the queue is unwritable or has no room.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::connection::ReadSide;
+use super::connection::{ReadSide, BATCH};
 use super::held::{Held, Permit};
 use super::writer_task::WriterTask;
 use super::{Connection, ConnectionBuildError, IdleTimeoutBuilder, MaxFrameLength, Shutdown};
@@ -27,10 +27,6 @@ pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(30);
 /// How long one write to the peer may make no progress before the connection is closed, unless
 /// [`ConnectionBuilder::stall_timeout`] says otherwise.
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// What a write batch can add above the high mark besides its last frame: the `FramedSender` queues its buffer
-/// once it holds 8 KiB.
-const BATCH: usize = 8 * 1024;
 
 /// Configures and builds a [`Connection`]; from [`Connection::builder`].
 ///
