@@ -131,6 +131,34 @@ where
     /// # Cancel safety
     ///
     /// Cancel-safe: a frame is only taken from the read buffer in the poll that returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::codec::LengthFieldCodec;
+    /// use tidegate::conn::{ConnClose, Connection};
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (server, mut peer) = tokio::io::duplex(1024);
+    /// let codec = LengthFieldCodec::new(1024);
+    /// let mut conn = Connection::builder().build(server, codec.clone(), codec).unwrap();
+    ///
+    /// peer.write_all(b"\0\0\0\x02hi\0\0\0\x03you").await.unwrap();
+    /// peer.shutdown().await.unwrap(); // the peer is done sending
+    /// let reason = loop {
+    ///     match conn.next().await {
+    ///         Ok(frame) => conn.feed(frame).await.unwrap(), // both answers go out in one write
+    ///         Err(reason) => break reason,
+    ///     }
+    /// };
+    /// assert!(matches!(reason, ConnClose::PeerClosed));
+    /// let mut answers = Vec::new();
+    /// peer.read_to_end(&mut answers).await.unwrap(); // delivered, then the socket was closed
+    /// assert_eq!(answers, b"\0\0\0\x02hi\0\0\0\x03you");
+    /// # }
+    /// ```
     pub async fn next(&mut self) -> Result<D::Item, ConnClose> {
         poll_fn(|cx| self.poll_next_frame(cx)).await
     }
