@@ -753,3 +753,25 @@ async fn a_peer_that_takes_nothing_ends_the_stream_with_write_idle() {
         "{reason:?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_writability_watch_made_late_starts_from_the_current_state() {
+    // The queue makes its watch channel on the first `watch_writability`, not up front.
+    let (server, mut client) = tokio::io::duplex(1024);
+    let conn = Connection::builder()
+        .low_mark(1024)
+        .high_mark(4096)
+        .hard_cap(4096 + MAX + 8 * 1024)
+        .build(server, codec(), codec())
+        .unwrap();
+    let sender = conn.sender().clone();
+    sender.try_send(Bytes::from(frame(&[1; 6000]))).unwrap();
+    let mut watch = sender.watch_writability();
+    assert!(
+        !*watch.borrow_and_update(),
+        "unwritable before anyone watched"
+    );
+    assert_eq!(read_frame(&mut client).await.unwrap(), [1; 6000]);
+    timeout(WAIT, watch.changed()).await.unwrap().unwrap();
+    assert!(*watch.borrow());
+}
