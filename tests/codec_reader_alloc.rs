@@ -119,9 +119,9 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
     let mut poll =
         |frames: &mut FrameReader<Script, LengthFieldCodec>| Pin::new(frames).poll_next(&mut cx);
 
-    // Waiting for the first bytes: one read's buffer, charged.
+    // Waiting for the first bytes: nothing buffered, so nothing held while idle.
     assert!(poll(&mut frames).is_pending());
-    assert_eq!((budget.used(), live()), (READ, READ));
+    assert_eq!((budget.used(), live()), (0, 0));
 
     // Part of the first frame: still the same buffer.
     assert!(poll(&mut frames).is_pending());
@@ -171,9 +171,10 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
         "grew to {peak} for a 1004-byte frame"
     );
 
-    // Idle between frames: at most one read's buffer.
+    // Idle between frames: no buffer, no reservation.
     assert!(poll(&mut frames).is_pending());
-    assert_eq!((budget.used(), live()), (READ, READ));
+    assert_eq!((budget.used(), live()), (0, 0));
+    assert_eq!((frames.allocated_bytes(), frames.reserved_bytes()), (0, 0));
 
     // The end: everything given back.
     assert!(matches!(poll(&mut frames), Poll::Ready(None)));

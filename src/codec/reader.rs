@@ -51,7 +51,10 @@ pin_project! {
     /// * Frames share the allocation they were cut from. While it is still the reader's buffer they are covered by
     ///   its charge; once the reader moves to another allocation, what the frames keep alive is the caller's.
     /// * A buffer left empty after a frame is given back when it is larger than one read, so a reader between
-    ///   frames holds at most one read's worth.
+    ///   frames holds at most one read's worth; and when the reader then has nothing more to give (its read is
+    ///   pending), the buffer is given back whatever its size, so an idle reader holds no allocation and no
+    ///   reservation. The next burst allocates one read's worth again (one allocation per burst, the price of
+    ///   idle connections costing nothing).
     ///
     /// # Budget
     ///
@@ -340,7 +343,13 @@ impl<R: AsyncRead, D: Decoder> Stream for FrameReader<R, D> {
                 this.waiting,
                 cx
             )) {
-                Ok(()) => ready!(room.poll_read(this.reader.as_mut(), cx)),
+                Ok(()) => match room.poll_read(this.reader.as_mut(), cx) {
+                    Poll::Ready(read) => read,
+                    Poll::Pending => {
+                        room.release_if_idle();
+                        return Poll::Pending;
+                    }
+                },
                 Err(err) => Err(err),
             };
             match read {
@@ -395,6 +404,15 @@ impl Room<'_> {
     fn settle(&mut self) {
         if let Some(r) = self.held {
             r.shrink_to(self.alloc.size);
+        }
+    }
+
+    /// Between bursts (nothing buffered, the reader has nothing more): gives back the allocation and its
+    /// reservation, so an idle reader holds no memory. The next burst allocates one read's worth again.
+    fn release_if_idle(&mut self) {
+        if self.buf.is_empty() && self.alloc.size > 0 {
+            self.release_buf();
+            *self.held = None;
         }
     }
 

@@ -48,3 +48,24 @@ pub use broadcast_report::BroadcastReport;
 pub use group::Group;
 pub use group_members::MemberId;
 pub use group_metrics::GroupMetrics;
+
+// The composed connection: frame stream, write side, close reasons, graceful shutdown.
+mod build_error;
+mod close_reason;
+mod connection;
+mod connection_builder;
+mod frame_limit;
+mod held;
+mod metrics;
+mod shutdown;
+mod writer_task;
+
+pub use build_error::ConnectionBuildError;
+pub use close_reason::ConnClose;
+pub use connection::Connection;
+pub use connection_builder::{
+    ConnectionBuilder, DEFAULT_DRAIN_TIMEOUT, DEFAULT_EVICT_AFTER, DEFAULT_STALL_TIMEOUT,
+};
+pub use frame_limit::MaxFrameLength;
+pub use metrics::ConnectionMetrics;
+pub use shutdown::{Shutdown, ShutdownReport};

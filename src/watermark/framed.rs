@@ -348,6 +348,11 @@ impl<M, E> FramedSender<M, E> {
         if self.pending.is_none() && !self.buffer.is_empty() {
             self.pending = Some(Bundle::one(self.buffer.split().freeze()));
         }
+        if self.pending.is_none() && self.buffer.capacity() > 0 {
+            // All queued: the buffer's spare tail would keep the whole batch allocation alive after the writer
+            // sent it, so an idle sender lets it go; the next batch allocates anew.
+            self.buffer = BytesMut::new();
+        }
         self.pending.is_some()
     }
 

@@ -325,10 +325,7 @@ impl<T: Weight> Sender<T> {
     ///
     /// Cancel-safe; it only observes.
     pub async fn closed(&self) -> CloseReason {
-        let mut reason = self.shared.subscribe_reason();
-        let seen = reason.wait_for(Option::is_some).await;
-        let seen = seen.expect("the channel's state owns the reason watch");
-        seen.clone().expect("waited for Some")
+        self.shared.closed().await
     }
 
     /// The current marks.

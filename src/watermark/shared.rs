@@ -1,11 +1,13 @@
 //! The state one channel's senders and receiver share.
 
 use std::collections::VecDeque;
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 
 use crate::budget::{MemoryBudget, Reservation};
@@ -30,8 +32,13 @@ pub(crate) struct Shared<T> {
     /// Mirrors `queue.reason.is_some()` so refusing a closed queue needs no lock.
     closed: AtomicBool,
     aborted: AtomicBool,
-    observe: watch::Sender<bool>,
-    reason: watch::Sender<Option<CloseReason>>,
+    /// Made on the first `watch_writability`: a watch channel costs ~350 bytes, and every queue pays for what it
+    /// holds for its whole life.
+    observe: OnceLock<watch::Sender<bool>>,
+    /// Notified when the queue closes or aborts (the reason is in `queue.reason`).
+    pub(crate) closing: Notify,
+    /// Notified on every writability flip (the writer's watchdog moves its eviction deadline).
+    pub(crate) flipped: Notify,
     clock: parking_lot::Mutex<Clock>,
     /// Owned here: the writer reports through [`record_write`](Self::record_write) and [`close`](Self::close).
     stats: Stats,
@@ -76,8 +83,9 @@ impl<T> Shared<T> {
             }),
             closed: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
-            observe: watch::Sender::new(true),
-            reason: watch::Sender::new(None),
+            observe: OnceLock::new(),
+            closing: Notify::new(),
+            flipped: Notify::new(),
             clock: parking_lot::Mutex::new(Clock::default()),
             stats: Stats::default(),
         }
@@ -270,9 +278,8 @@ impl<T> Shared<T> {
         }
         self.closed.store(true, Ordering::Release);
         self.discard(dropped);
-        if changed {
-            self.reason.send_replace(Some(reason));
-        }
+        // Also without a new reason: an abort after a failure is news to a writer waiting on a write.
+        self.closing.notify_waiters();
         if let Some(waker) = receiver {
             waker.wake();
         }
@@ -288,13 +295,25 @@ impl<T> Shared<T> {
         Stats::bump(&self.stats.sent_bytes, bytes as u64);
     }
 
-    pub(crate) fn subscribe_reason(&self) -> watch::Receiver<Option<CloseReason>> {
-        self.reason.subscribe()
+    /// Waits until the queue is closed and returns the reason.
+    pub(crate) async fn closed(&self) -> CloseReason {
+        loop {
+            // Registered before the reason is read, so a close right after the read still wakes this wait.
+            let mut closing = pin!(self.closing.notified());
+            closing.as_mut().enable();
+            if let Some(reason) = self.reason() {
+                return reason;
+            }
+            closing.await;
+        }
     }
 
     pub(crate) fn subscribe_writability(&self) -> watch::Receiver<bool> {
         let _clock = self.clock.lock();
-        let watch = self.observe.subscribe();
+        let observe = self
+            .observe
+            .get_or_init(|| watch::Sender::new(self.level.is_writable()));
+        let watch = observe.subscribe();
         self.publish(self.level.is_writable());
         watch
     }
@@ -324,15 +343,19 @@ impl<T> Shared<T> {
             }
             _ => {}
         }
+        self.flipped.notify_waiters();
         // Publishing wakes through several locks even with no watcher, so skip it then; `subscribe_writability`
         // catches the value up under the same lock before anyone can watch.
-        if self.observe.receiver_count() > 0 {
+        if self.observe.get().is_some_and(|o| o.receiver_count() > 0) {
             self.publish(writable);
         }
     }
 
     fn publish(&self, writable: bool) {
-        self.observe.send_if_modified(|published| {
+        let Some(observe) = self.observe.get() else {
+            return;
+        };
+        observe.send_if_modified(|published| {
             let changed = *published != writable;
             *published = writable;
             changed

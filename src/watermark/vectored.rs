@@ -29,13 +29,21 @@ pub(crate) async fn write_batch<W: AsyncWrite + Unpin>(
         }
     });
     let n = if io.is_write_vectored() {
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let mut count = 0;
-        for (slot, chunk) in slices.iter_mut().zip(chunks.filter(|c| !c.is_empty())) {
-            *slot = IoSlice::new(chunk);
-            count += 1;
-        }
-        poll_fn(|cx| Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])).await?
+        // The slices are gathered on the stack of each poll, not kept in the future: 4 KiB of `IoSlice`s held
+        // across the await would sit in every writer task's allocation, busy or idle.
+        poll_fn(|cx| {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (slot, chunk) in slices
+                .iter_mut()
+                .zip(chunks.clone().filter(|c| !c.is_empty()))
+            {
+                *slot = IoSlice::new(chunk);
+                count += 1;
+            }
+            Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+        })
+        .await?
     } else {
         staging.clear();
         for chunk in chunks {

@@ -100,8 +100,6 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     ) -> (Sender<Bytes>, Self) {
         let (tx, rx) = channel(config);
         let watchdog = Watchdog {
-            reason: rx.shared().subscribe_reason(),
-            writability: evict_after.map(|_| rx.shared().subscribe_writability()),
             evict_after,
             stall_timeout,
         };
@@ -162,6 +160,9 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
                 if std::mem::take(&mut self.unflushed) {
                     guard(&mut self.watchdog, self.rx.shared(), self.io.flush()).await?;
                 }
+                // An idle writer keeps no batch storage: the queue and the batch swap allocations, so both would
+                // stay alive between bursts. The next burst's first push allocates again.
+                self.batch = VecDeque::new();
                 let more = poll_fn(|cx| self.rx.poll_take(cx, &mut self.batch)).await;
                 if self.rx.shared().is_aborted() {
                     return Err(CloseReason::Aborted);
