@@ -125,6 +125,11 @@
 ))]
 
 mod loom;
+
+/// The README's code blocks, compiled as doc tests so that the servers it shows keep building.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 mod waker_slab;
 
 pub mod budget;

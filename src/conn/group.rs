@@ -25,6 +25,10 @@ use crate::watermark::{CloseReason, Sender};
 /// (evicted, stalled, failed, aborted, closed, writer gone) is removed on the way: the group prunes itself, and
 /// counts the pruned members by [`CloseReason`].
 ///
+/// The frame is queued as it is, bytes for the wire: a member's queue is behind any encoder (a
+/// [`Connection`](super::Connection)'s [`sender`](super::Connection::sender) too), so broadcast frames encoded
+/// once, for example with the codec's `Encoder` into a `BytesMut`, not messages.
+///
 /// The group holds its own clone of each [`Sender`], which keeps that queue open: end a connection with
 /// [`Sender::close`] or [`Sender::abort`] (the next broadcast, or [`prune`](Self::prune), then removes it), or
 /// take it out with [`remove`](Self::remove). Members are not capped here: each one is a live connection, already
