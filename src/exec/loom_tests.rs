@@ -37,7 +37,7 @@ fn enqueue(gate: &Gate) -> Option<WaiterRef> {
 
 fn assert_settled(gate: &Gate) {
     assert_eq!(gate.running(), 0, "a slot leaked or was double-freed");
-    assert_eq!(gate.queued(), (0, 0), "(waiting counter, queue length)");
+    assert_eq!(gate.queued(), (false, 0), "(waiting flag, queue length)");
 }
 
 /// A queued task is cancelled (abort, shutdown) while the running one releases its slot, which may grant it:

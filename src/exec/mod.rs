@@ -67,7 +67,9 @@ mod loom_tests;
 mod metrics;
 mod registry;
 mod shared;
+mod shared_ref;
 mod shutdown;
+mod state;
 mod task;
 
 pub use builder::{ExecutorBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PENDING};

@@ -6,14 +6,11 @@
 //! registered task is woken, sees the flag and cancels itself. Tasks scheduled but not yet polled see the flag
 //! on their first poll.
 
-use std::sync::Arc;
 use std::task::Waker;
 
 use crate::loom::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use crate::loom::Mutex;
 use crate::waker_slab::WakerSlab;
-
-use super::shared::Shared;
 
 /// Under loom every thread uses one shard: fewer locks to explore, and the shard choice (a process-wide
 /// counter loom cannot see) does not vary between explored executions.
@@ -24,17 +21,11 @@ pub(crate) struct Registry {
     aborting: AtomicBool,
 }
 
-/// Where a registration lives in the registry.
+/// Where a registration lives in the registry; the task's guard removes it when the task leaves.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     shard: usize,
     key: usize,
-}
-
-/// A task's entry; dropping it (when the task's future is dropped) removes the waker.
-pub(crate) struct Registered {
-    shared: Arc<Shared>,
-    entry: Entry,
 }
 
 impl Registry {
@@ -45,6 +36,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub(crate) fn is_aborting(&self) -> bool {
         self.aborting.load(Relaxed)
     }
@@ -59,6 +51,7 @@ impl Registry {
 
     /// Registers `waker`. Also wakes it if an abort raced with the registration: `abort_all` sets its flag
     /// before walking the shards, and we read the flag after unlocking ours, so one of the two sees the other.
+    #[cold]
     pub(crate) fn register(&self, waker: &Waker) -> Entry {
         let shard = shard_index();
         let key = self.shards[shard].lock().insert(waker);
@@ -68,24 +61,10 @@ impl Registry {
         Entry { shard, key }
     }
 
+    #[cold]
     pub(crate) fn deregister(&self, entry: Entry) {
         let waker = self.shards[entry.shard].lock().remove(entry.key);
         drop(waker);
-    }
-}
-
-impl Registered {
-    pub(crate) fn new(shared: &Arc<Shared>, waker: &Waker) -> Self {
-        Registered {
-            entry: shared.registry.register(waker),
-            shared: Arc::clone(shared),
-        }
-    }
-}
-
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.shared.registry.deregister(self.entry);
     }
 }
 

@@ -1,0 +1,134 @@
+//! The executor's state word: in-flight count, running count and three flags in one `AtomicU64`.
+//!
+//! Every task admits itself, takes its run slot and leaves through this one word, so the uncontended path is
+//! one compare-and-swap at admission, one when the slot is taken and one when the task leaves (which gives
+//! the slot back too). The flags ride along for free: the value an operation reads or replaces says whether
+//! anyone waits for a slot or for room, or whether the executor is closed, so each race between a waiter
+//! announcing itself and a task leaving is settled by the modification order of this one location (which loom
+//! checks) rather than by a store-load argument over two words (which it cannot).
+//!
+//! ```text
+//! bit 63     CLOSED       shutdown began: admission refuses
+//! bit 62     WAITING      the slot queue is non-empty, or a task holding its lock is about to queue
+//! bit 61     ROOM_WANTED  a submitter waits for room in the backlog
+//! bits 30-60 in flight    admitted tasks that have not left (31 bits)
+//! bits 0-29  running      tasks holding a run slot (30 bits)
+//! ```
+
+use crate::loom::atomic::{AtomicU64, Ordering::SeqCst};
+
+pub(crate) const RUNNING_ONE: u64 = 1;
+const RUNNING_MASK: u64 = (1 << 30) - 1;
+pub(crate) const IN_FLIGHT_ONE: u64 = 1 << 30;
+const IN_FLIGHT_SHIFT: u32 = 30;
+const IN_FLIGHT_MASK: u64 = (1 << 31) - 1;
+pub(crate) const ROOM_WANTED: u64 = 1 << 61;
+pub(crate) const WAITING: u64 = 1 << 62;
+pub(crate) const CLOSED: u64 = 1 << 63;
+const FLAGS: u64 = CLOSED | WAITING | ROOM_WANTED;
+
+/// The most tasks that may hold a run slot at once; higher limits are clamped to it. About a billion tasks
+/// already exceeds what a runtime can hold in memory (tokio's task header alone is over 64 bytes).
+pub(crate) const MAX_RUNNING: usize = RUNNING_MASK as usize;
+/// The most tasks in flight; the admission limit is clamped to it, so the count never carries into the flags.
+pub(crate) const MAX_IN_FLIGHT: usize = IN_FLIGHT_MASK as usize;
+
+#[inline]
+pub(crate) fn running_of(word: u64) -> usize {
+    (word & RUNNING_MASK) as usize
+}
+
+#[inline]
+pub(crate) fn in_flight_of(word: u64) -> usize {
+    ((word >> IN_FLIGHT_SHIFT) & IN_FLIGHT_MASK) as usize
+}
+
+/// Alone on its cache line(s), with the one per-task counter, away from the read-mostly limits: measured on
+/// 2 workers, keeping what every task writes together and apart from the rest cut the per-task cost.
+#[repr(align(128))]
+#[derive(Default)]
+pub(crate) struct State {
+    word: AtomicU64,
+    /// Tasks that ran to completion.
+    pub(crate) completed: AtomicU64,
+}
+
+impl State {
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        self.word.load(SeqCst)
+    }
+
+    /// Counts one more task in flight unless the executor is closed or `limit` are in flight. Returns the word
+    /// before the change, or the word that refused it.
+    #[inline]
+    pub(crate) fn try_admit(&self, limit: usize) -> Result<u64, u64> {
+        let mut cur = self.load();
+        loop {
+            if cur & CLOSED != 0 || in_flight_of(cur) >= limit {
+                return Err(cur);
+            }
+            match self
+                .word
+                .compare_exchange_weak(cur, cur + IN_FLIGHT_ONE, SeqCst, SeqCst)
+            {
+                Ok(prev) => return Ok(prev),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Takes a run slot if fewer than `limit` are held. With `fair`, only while nobody waits for one, so
+    /// newcomers do not overtake queued tasks.
+    #[inline]
+    pub(crate) fn try_take(&self, limit: usize, fair: bool) -> bool {
+        let mut cur = self.load();
+        while running_of(cur) < limit && !(fair && cur & WAITING != 0) {
+            match self
+                .word
+                .compare_exchange_weak(cur, cur + RUNNING_ONE, SeqCst, SeqCst)
+            {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+        false
+    }
+
+    /// Subtracts `delta` (a slot, a task in flight, or both) only while no flag is set, so that a task leaving
+    /// a quiet executor needs nothing after this. `Err` means a flag is set: use [`leave`](Self::leave).
+    #[inline]
+    pub(crate) fn try_leave_quietly(&self, delta: u64) -> Result<u64, ()> {
+        let mut cur = self.load();
+        loop {
+            if cur & FLAGS != 0 {
+                return Err(());
+            }
+            match self
+                .word
+                .compare_exchange_weak(cur, cur - delta, SeqCst, SeqCst)
+            {
+                Ok(prev) => return Ok(prev),
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Subtracts `delta` unconditionally; returns the word before.
+    #[inline]
+    pub(crate) fn leave(&self, delta: u64) -> u64 {
+        self.word.fetch_sub(delta, SeqCst)
+    }
+
+    /// Sets `flag`; returns the word before.
+    #[inline]
+    pub(crate) fn set(&self, flag: u64) -> u64 {
+        self.word.fetch_or(flag, SeqCst)
+    }
+
+    /// Clears `flag`; returns whether it was set.
+    #[inline]
+    pub(crate) fn clear(&self, flag: u64) -> bool {
+        self.word.fetch_and(!flag, SeqCst) & flag != 0
+    }
+}
