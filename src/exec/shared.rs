@@ -225,7 +225,7 @@ impl Shared {
     /// The wake-ups a task that left owes, given the state word it replaced (the gate granted freed slots).
     #[cold]
     pub(crate) fn after_leave(&self, prev: u64) {
-        if prev & ROOM_WANTED != 0 && self.gate.state.clear(ROOM_WANTED) {
+        if self.gate.state.take_room_wanted(prev) {
             // Every waiter retries; those that lose re-announce themselves.
             self.room.notify_waiters();
         }

@@ -104,3 +104,104 @@ impl SharedRef {
         }
     }
 }
+
+#[cfg(all(test, not(tidegate_loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::watch;
+    use tokio::time::timeout;
+
+    use crate::exec::BoundedExecutor;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// Tasks that wait until `gate` opens.
+    fn blocked(
+        exec: &BoundedExecutor,
+        n: usize,
+        gate: &watch::Receiver<bool>,
+    ) -> Vec<crate::exec::TaskHandle<()>> {
+        (0..n)
+            .map(|_| {
+                let mut gate = gate.clone();
+                exec.try_spawn(async move {
+                    gate.wait_for(|open| *open).await.ok();
+                })
+                .unwrap()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn tasks_in_flight_share_one_strong_reference() {
+        let exec = BoundedExecutor::new(2, 8);
+        let (open, gate) = watch::channel(false);
+        let handles = blocked(&exec, 5, &gate);
+        // The executor's own plus one for all five tasks (two running, three pending), not one per task.
+        assert_eq!(Arc::strong_count(&exec.shared), 2);
+        open.send(true).unwrap();
+        for h in handles {
+            timeout(WAIT, h).await.unwrap().unwrap();
+        }
+        assert_eq!(
+            Arc::strong_count(&exec.shared),
+            1,
+            "the last task to leave drops the tasks' reference"
+        );
+        // And again from zero: each 0 -> 1 takes it anew.
+        timeout(WAIT, exec.try_spawn(async {}).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(Arc::strong_count(&exec.shared), 1);
+    }
+
+    #[tokio::test]
+    async fn tasks_keep_a_dropped_executor_alive_until_the_last_leaves() {
+        let exec = BoundedExecutor::new(1, 8);
+        let weak = Arc::downgrade(&exec.shared);
+        let (open, gate) = watch::channel(false);
+        let handles = blocked(&exec, 3, &gate);
+        drop(exec);
+        assert_eq!(weak.strong_count(), 1, "held for the tasks in flight");
+        open.send(true).unwrap();
+        for h in handles {
+            timeout(WAIT, h).await.unwrap().unwrap();
+        }
+        assert_eq!(weak.strong_count(), 0, "freed when the last task left");
+    }
+
+    /// Tasks leave on two workers while the executor is dropped, submitters wait for room (`ROOM_WANTED`) and
+    /// tasks queue for slots (`WAITING`), so both the quiet and the flagged leave run, and in-flight counts
+    /// cross zero many times: every executor must end freed, with nothing left over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reference_survives_racing_leaves_and_drops() {
+        for round in 0..200 {
+            let exec = BoundedExecutor::new(1 + round % 3, 2);
+            let weak = Arc::downgrade(&exec.shared);
+            let mut handles = Vec::new();
+            for i in 0..16 {
+                let task = async move {
+                    if i % 4 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                    i
+                };
+                handles.push(timeout(WAIT, exec.spawn(task)).await.unwrap().unwrap());
+            }
+            drop(exec);
+            let mut total = 0;
+            for h in handles {
+                total += timeout(WAIT, h).await.unwrap().unwrap();
+            }
+            assert_eq!(total, (0..16).sum::<usize>());
+            assert_eq!(
+                weak.strong_count(),
+                0,
+                "round {round}: the executor was not freed"
+            );
+        }
+    }
+}

@@ -126,6 +126,13 @@ impl State {
         self.word.fetch_or(flag, SeqCst)
     }
 
+    /// After a leave that replaced `prev`: whether this caller is the one to wake the submitters waiting for
+    /// room (the first to see `ROOM_WANTED` clears it; later leavers pay one CAS, no lock).
+    #[inline]
+    pub(crate) fn take_room_wanted(&self, prev: u64) -> bool {
+        prev & ROOM_WANTED != 0 && self.clear(ROOM_WANTED)
+    }
+
     /// Clears `flag`; returns whether it was set.
     #[inline]
     pub(crate) fn clear(&self, flag: u64) -> bool {
