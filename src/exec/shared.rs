@@ -20,6 +20,10 @@ use super::state::{
     RUNNING_ONE,
 };
 
+/// Limits are stored (and reported) up to this, so that their sum cannot overflow; the state word enforces
+/// lower ones (`MAX_RUNNING`, `MAX_IN_FLIGHT`), beyond what a runtime can hold in memory anyway.
+pub(crate) const MAX_LIMIT: usize = 1 << (usize::BITS - 2);
+
 pub(crate) struct Shared {
     /// `max_concurrency + max_pending`, precomputed for the admission check.
     admit_limit: AtomicUsize,
@@ -253,10 +257,10 @@ impl Shared {
     pub(crate) fn set_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
         let _serial = self.limits.lock();
         if let Some(max) = max_concurrency {
-            self.max_concurrency.store(max.min(MAX_RUNNING), SeqCst);
+            self.max_concurrency.store(max.min(MAX_LIMIT), SeqCst);
         }
         if let Some(max) = max_pending {
-            self.max_pending.store(max.min(MAX_IN_FLIGHT), SeqCst);
+            self.max_pending.store(max.min(MAX_LIMIT), SeqCst);
         }
         let (c, p) = (self.max_concurrency(), self.max_pending());
         // Clamped so that admitting up to the limit can never carry into the flags.

@@ -60,9 +60,11 @@ impl State {
     }
 
     /// Counts one more task in flight unless the executor is closed or `limit` are in flight. Returns the word
-    /// before the change, or the word that refused it.
+    /// before the change, or the word that refused it. `limit` is at most `MAX_IN_FLIGHT` (the caller clamps
+    /// it once, when limits change).
     #[inline]
     pub(crate) fn try_admit(&self, limit: usize) -> Result<u64, u64> {
+        debug_assert!(limit <= MAX_IN_FLIGHT);
         let mut cur = self.load();
         loop {
             if cur & CLOSED != 0 || in_flight_of(cur) >= limit {
@@ -79,9 +81,10 @@ impl State {
     }
 
     /// Takes a run slot if fewer than `limit` are held. With `fair`, only while nobody waits for one, so
-    /// newcomers do not overtake queued tasks.
+    /// newcomers do not overtake queued tasks. `limit` is at most `MAX_RUNNING`.
     #[inline]
     pub(crate) fn try_take(&self, limit: usize, fair: bool) -> bool {
+        debug_assert!(limit <= MAX_RUNNING);
         let mut cur = self.load();
         while running_of(cur) < limit && !(fair && cur & WAITING != 0) {
             match self
@@ -137,5 +140,65 @@ impl State {
     #[inline]
     pub(crate) fn clear(&self, flag: u64) -> bool {
         self.word.fetch_and(!flag, SeqCst) & flag != 0
+    }
+}
+
+#[cfg(all(test, not(tidegate_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_at_their_limits_never_reach_the_flags() {
+        let state = State::default();
+        let full = ((MAX_IN_FLIGHT as u64 - 1) << IN_FLIGHT_SHIFT) | (MAX_RUNNING as u64 - 1);
+        state.word.store(full, SeqCst);
+        assert!(state.try_admit(MAX_IN_FLIGHT).is_ok());
+        assert!(state.try_take(MAX_RUNNING, true));
+        let word = state.load();
+        assert_eq!(word & FLAGS, 0, "a count carried into the flags");
+        assert_eq!(
+            (in_flight_of(word), running_of(word)),
+            (MAX_IN_FLIGHT, MAX_RUNNING)
+        );
+        assert_eq!(
+            state.try_admit(MAX_IN_FLIGHT),
+            Err(word),
+            "no room left in the count"
+        );
+        assert!(!state.try_take(MAX_RUNNING, false));
+        // Leaving with a slot takes one from each count and touches nothing else.
+        assert_eq!(
+            state.try_leave_quietly(IN_FLIGHT_ONE + RUNNING_ONE),
+            Ok(word)
+        );
+        assert_eq!(state.load(), full);
+    }
+
+    #[test]
+    fn flags_send_leavers_the_long_way_and_block_fair_takers() {
+        let state = State::default();
+        state.try_admit(2).unwrap();
+        state.try_admit(2).unwrap();
+        assert!(state.try_take(1, true));
+        for flag in [ROOM_WANTED, WAITING, CLOSED] {
+            state.set(flag);
+            assert_eq!(state.try_leave_quietly(IN_FLIGHT_ONE), Err(()));
+            assert!(state.clear(flag) && !state.clear(flag));
+        }
+        state.set(WAITING);
+        assert!(
+            !state.try_take(2, true),
+            "a fair taker must not overtake a queued task"
+        );
+        assert!(state.try_take(2, false));
+        assert!(state.take_room_wanted(state.set(ROOM_WANTED) | ROOM_WANTED));
+        assert!(
+            !state.take_room_wanted(ROOM_WANTED),
+            "only the first leaver wakes"
+        );
+        let before = state.load();
+        assert_eq!(state.try_admit(5), Ok(before));
+        assert_eq!(state.set(CLOSED) & CLOSED, 0);
+        assert!(state.try_admit(5).is_err(), "closed");
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Tasks are spawned onto tokio at admission and wait for their slot inside, so pending tasks cost no queue of
 //! our own and abort works the same before and after they start. The [`Guard`] travels with the task and
-//! settles the accounting in `Drop`, which covers completion, panic, abort and runtime shutdown alike.
+//! settles the accounting when the body completes or, failing that, in `Drop`, which covers panic, abort and
+//! runtime shutdown alike.
 
 use std::future::Future;
 use std::mem::ManuallyDrop;
