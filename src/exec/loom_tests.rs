@@ -117,8 +117,9 @@ fn loom_exec_state_room_wanted_racing_a_leave() {
         let leaver = {
             let gate = gate.clone();
             thread::spawn(move || {
-                let (prev, _) = gate.leave(IN_FLIGHT_ONE, false, || ());
-                gate.state.take_room_wanted(prev)
+                // As `SharedRef::leave`: only a leave that took the flagged path wakes anyone.
+                let (prev, flagged) = gate.leave(IN_FLIGHT_ONE, false, || ());
+                flagged.is_some() && gate.state.take_room_wanted(prev)
             })
         };
         gate.state.set(ROOM_WANTED);
