@@ -217,14 +217,8 @@ impl BoundedExecutor {
         B: Body + Send + 'static,
         B::Output: Send + 'static,
     {
-        let (turn, previous) = match key {
-            Some(hash) => {
-                let (turn, previous) = self.shared.keys.join(hash);
-                (Some(turn), previous)
-            }
-            None => (None, None),
-        };
-        let guard = Guard::new(SharedRef::new(&self.shared, admission), turn, previous);
+        let keyed = key.map(|hash| self.shared.keys.join(hash));
+        let guard = Guard::new(SharedRef::new(&self.shared, admission), keyed);
         TaskHandle::new(self.shared.handle.spawn(Task::new(body, guard)))
     }
 

@@ -24,8 +24,11 @@ pub(crate) struct Registry {
 /// Where a registration lives in the registry; the task's guard removes it when the task leaves.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
-    shard: usize,
-    key: usize,
+    /// Below `SHARDS`.
+    shard: u32,
+    /// A slab key, below the most tasks ever registered at once in the shard, itself below `MAX_IN_FLIGHT`
+    /// (2^31 - 1). Two `u32`s keep every task's guard 16 bytes smaller than two `usize`s would.
+    key: u32,
 }
 
 impl Registry {
@@ -58,12 +61,17 @@ impl Registry {
         if self.aborting.load(SeqCst) {
             waker.wake_by_ref();
         }
-        Entry { shard, key }
+        Entry {
+            shard: u32::try_from(shard).expect("SHARDS is small"),
+            key: u32::try_from(key).expect("fewer than 2^31 tasks are in flight"),
+        }
     }
 
     #[cold]
     pub(crate) fn deregister(&self, entry: Entry) {
-        let waker = self.shards[entry.shard].lock().remove(entry.key);
+        let waker = self.shards[entry.shard as usize]
+            .lock()
+            .remove(entry.key as usize);
         drop(waker);
     }
 }

@@ -46,15 +46,16 @@ struct Keyed {
 }
 
 impl Guard {
+    /// `keyed`: the task's turn in its key's line and, if a task with the same key is in flight, the receiver
+    /// that resolves when that one finishes. One `Option` for both, so an unkeyed task has nothing to drop.
     #[inline]
     pub(crate) fn new(
         shared: SharedRef,
-        turn: Option<KeyTurn>,
-        previous: Option<oneshot::Receiver<()>>,
+        keyed: Option<(KeyTurn, Option<oneshot::Receiver<()>>)>,
     ) -> Self {
         Guard::with(
             Some(shared),
-            turn.map(|turn| Box::new(Keyed { turn, previous })),
+            keyed.map(|(turn, previous)| Box::new(Keyed { turn, previous })),
         )
     }
 
