@@ -40,9 +40,10 @@ where
 {
     type Output = R;
 
-    fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>, guard: &mut Option<Guard>) -> Poll<R> {
+    fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>, guard: &mut Guard) -> Poll<R> {
         let this = self.project();
-        if let (Some(work), Some(mut guard)) = (this.work.take(), guard.take()) {
+        if let Some(work) = this.work.take() {
+            let mut guard = guard.take();
             guard.set_blocking();
             let handle = guard.shared().handle.clone();
             *this.join = Some(handle.spawn_blocking(move || {
@@ -88,7 +89,7 @@ impl BoundedExecutor {
         R: Send + 'static,
     {
         match self.shared.try_admit() {
-            Ok(()) => Ok(self.launch(Blocking::new(work), None)),
+            Ok(admission) => Ok(self.launch(admission, Blocking::new(work), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, work)),
         }
     }
@@ -113,7 +114,7 @@ impl BoundedExecutor {
             other => other,
         };
         match admitted {
-            Ok(()) => Ok(self.launch(Blocking::new(work), None)),
+            Ok(admission) => Ok(self.launch(admission, Blocking::new(work), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, work)),
         }
     }

@@ -69,7 +69,7 @@ impl ExecutorBuilder {
 
     /// Tasks that may run at once; default [`DEFAULT_MAX_CONCURRENCY`] (256). Zero is allowed (with a
     /// non-zero `max_pending`) and pauses the executor: tasks are admitted up to `max_pending` but none starts
-    /// until the limit is raised. Limits above 2^32 - 1 run at most 2^32 - 1 tasks at once.
+    /// until the limit is raised. Limits above 2^30 - 1 (about a billion) run at most 2^30 - 1 tasks at once.
     pub fn max_concurrency(&mut self, max: usize) -> &mut Self {
         self.max_concurrency = max;
         self
@@ -77,7 +77,8 @@ impl ExecutorBuilder {
 
     /// Admitted tasks beyond `max_concurrency`: the backlog; default [`DEFAULT_MAX_PENDING`] (1024). At most
     /// `max_concurrency + max_pending` tasks are in flight; the next submission is refused (`try_` forms) or
-    /// waits (awaiting forms). Zero means no backlog: admit only what can run now.
+    /// waits (awaiting forms). Zero means no backlog: admit only what can run now. Whatever the limits, at
+    /// most 2^31 - 1 tasks (about two billion) are in flight.
     pub fn max_pending(&mut self, max: usize) -> &mut Self {
         self.max_pending = max;
         self

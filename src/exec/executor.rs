@@ -7,7 +7,8 @@ use super::builder::ExecutorBuilder;
 use super::error::SpawnError;
 use super::handle::TaskHandle;
 use super::metrics::ExecMetrics;
-use super::shared::{Refusal, Shared};
+use super::shared::{Admission, Refusal, Shared};
+use super::shared_ref::SharedRef;
 use super::task::{Body, Guard, Plain, Task};
 
 /// Runs futures on tokio with a bound on how many run at once (`max_concurrency`) and on how many wait
@@ -110,7 +111,7 @@ impl BoundedExecutor {
         F::Output: Send + 'static,
     {
         match self.shared.try_admit() {
-            Ok(()) => Ok(self.launch(Plain::new(future), None)),
+            Ok(admission) => Ok(self.launch(admission, Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
     }
@@ -156,7 +157,7 @@ impl BoundedExecutor {
             other => other,
         };
         match admitted {
-            Ok(()) => Ok(self.launch(Plain::new(future), None)),
+            Ok(admission) => Ok(self.launch(admission, Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
     }
@@ -200,25 +201,24 @@ impl BoundedExecutor {
             other => other,
         };
         match admitted {
-            Ok(()) => Ok(self.launch(Plain::new(future), None)),
+            Ok(admission) => Ok(self.launch(admission, Plain::new(future), None)),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
     }
 
-    /// Spawns an admitted task onto the runtime. The caller has already counted it in flight.
-    pub(crate) fn launch<B>(&self, body: B, key: Option<u64>) -> TaskHandle<B::Output>
+    /// Spawns an admitted task onto the runtime.
+    pub(crate) fn launch<B>(
+        &self,
+        admission: Admission,
+        body: B,
+        key: Option<u64>,
+    ) -> TaskHandle<B::Output>
     where
         B: Body + Send + 'static,
         B::Output: Send + 'static,
     {
-        let (turn, previous) = match key {
-            Some(hash) => {
-                let (turn, previous) = self.shared.keys.join(hash);
-                (Some(turn), previous)
-            }
-            None => (None, None),
-        };
-        let guard = Guard::new(Arc::clone(&self.shared), turn, previous);
+        let keyed = key.map(|hash| self.shared.keys.join(hash));
+        let guard = Guard::new(SharedRef::new(&self.shared, admission), keyed);
         TaskHandle::new(self.shared.handle.spawn(Task::new(body, guard)))
     }
 

@@ -1,9 +1,9 @@
 //! Run slots: at most `limit` tasks hold one at a time; the rest wait in FIFO order.
 //!
-//! The running count and the number of queued waiters share one atomic word, so the uncontended path is one
-//! load and one CAS to take a slot and a single `fetch_sub` to give it back: the value it returns says whether
-//! anyone waits, which makes the release-versus-enqueue race a question of one location's modification order
-//! (a load of a second word after the `fetch_sub` would need a store-load argument that loom cannot check).
+//! The running count lives in the executor's state word (see `state`), next to a flag that says whether
+//! anyone waits, so the uncontended path is one load and one CAS to take a slot, and giving it back is part of
+//! the single operation by which a task leaves: the value it replaces says whether anyone waits, which makes
+//! the release-versus-enqueue race a question of one location's modification order.
 //! tokio's `Semaphore` takes its waiter mutex on every release; this gate only locks when someone waits.
 
 use std::collections::VecDeque;
@@ -12,35 +12,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::loom::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use crate::loom::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use crate::loom::{Arc, Mutex};
 
-/// Low half of `Hot::slots`: tasks holding a slot. High half: tasks queued (or about to queue) for one.
-const RUNNING_MASK: u64 = (1 << 32) - 1;
-const ONE_WAITING: u64 = 1 << 32;
-/// The most slots the gate hands out; higher limits are clamped to it (it already exceeds what a runtime can
-/// hold in memory).
-pub(crate) const MAX_SLOTS: usize = RUNNING_MASK as usize;
-
-/// What every task touches when it is admitted, starts and finishes, alone on its cache line(s): the
-/// executor's in-flight word, the slot word and the completion counter. Measured on 2 workers, keeping
-/// them together and away from the read-mostly limits cut the per-task cost noticeably.
-#[repr(align(128))]
-#[derive(Default)]
-pub(crate) struct Hot {
-    /// Tasks admitted and not finished, plus the executor's closed flag (see `Shared`).
-    pub(crate) state: AtomicUsize,
-    /// Running count (low 32 bits) and waiting count (high 32 bits).
-    slots: AtomicU64,
-    pub(crate) completed: AtomicU64,
-}
+#[cfg(all(test, tidegate_loom))]
+use super::state::RUNNING_ONE;
+use super::state::{running_of, State, MAX_RUNNING, WAITING};
 
 pub(crate) struct Gate {
-    pub(crate) hot: Hot,
+    pub(crate) state: State,
     limit: AtomicUsize,
     queue: Mutex<Queue>,
 }
 
+/// `WAITING` is only changed under this lock, where it is set exactly when `waiters` is non-empty (or, briefly,
+/// while the holder is about to queue).
 #[derive(Default)]
 struct Queue {
     waiters: VecDeque<Arc<Waiter>>,
@@ -65,43 +51,38 @@ pub(crate) struct GateStats {
     pub(crate) waited_max: Duration,
 }
 
-fn running_of(slots: u64) -> usize {
-    (slots & RUNNING_MASK) as usize
-}
-
 impl Gate {
     pub(crate) fn new(limit: usize) -> Self {
         Gate {
-            hot: Hot::default(),
-            limit: AtomicUsize::new(limit.min(MAX_SLOTS)),
+            state: State::default(),
+            limit: AtomicUsize::new(limit.min(MAX_RUNNING)),
             queue: Mutex::new(Queue::default()),
         }
     }
 
     /// Takes a slot if one is free. With `fair`, only while nobody waits, so newcomers do not overtake queued
     /// tasks.
+    #[inline]
     fn try_take(&self, fair: bool) -> bool {
-        let limit = self.limit.load(SeqCst);
-        let mut cur = self.hot.slots.load(SeqCst);
-        while running_of(cur) < limit && !(fair && cur >= ONE_WAITING) {
-            match self
-                .hot
-                .slots
-                .compare_exchange_weak(cur, cur + 1, SeqCst, SeqCst)
-            {
-                Ok(_) => return true,
-                Err(actual) => cur = actual,
-            }
-        }
-        false
+        self.state.try_take(self.limit.load(SeqCst), fair)
     }
 
     /// Takes a slot or queues `slot`'s task. `Ready` means the caller now holds a slot.
+    #[inline]
     pub(crate) fn poll_acquire(
         &self,
         cx: &mut Context<'_>,
         slot: &mut Option<Arc<Waiter>>,
     ) -> Poll<()> {
+        if slot.is_none() && self.try_take(true) {
+            return Poll::Ready(());
+        }
+        self.poll_acquire_slow(cx, slot)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_acquire_slow(&self, cx: &mut Context<'_>, slot: &mut Option<Arc<Waiter>>) -> Poll<()> {
         if let Some(waiter) = slot {
             if waiter.granted.load(SeqCst) {
                 *slot = None;
@@ -115,16 +96,16 @@ impl Gate {
             }
             return Poll::Pending;
         }
-        if self.try_take(true) {
-            return Poll::Ready(());
-        }
         let mut queue = self.queue.lock();
-        // Announce before re-trying, on the word `release` decrements: a concurrent release either frees the
-        // slot we take here or sees us waiting and grants us under the lock we hold until we are queued.
-        self.hot.slots.fetch_add(ONE_WAITING, SeqCst);
-        if queue.waiters.is_empty() && self.try_take(false) {
-            self.hot.slots.fetch_sub(ONE_WAITING, SeqCst);
-            return Poll::Ready(());
+        if queue.waiters.is_empty() {
+            // Announce before re-trying, on the word a release decrements: a concurrent release either frees
+            // the slot we take here or sees the flag and grants us under the lock we hold until we are queued.
+            // With waiters already queued the flag is set and stays set while we hold the lock.
+            self.state.set(WAITING);
+            if self.try_take(false) {
+                self.state.clear(WAITING);
+                return Poll::Ready(());
+            }
         }
         let waiter = Arc::new(Waiter {
             granted: AtomicBool::new(false),
@@ -145,22 +126,49 @@ impl Gate {
         // Cancellation is rare (abort, shutdown); a scan of at most `max_pending` entries is fine.
         if let Some(pos) = queue.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
             queue.waiters.remove(pos);
-            self.hot.slots.fetch_sub(ONE_WAITING, SeqCst);
+            if queue.waiters.is_empty() {
+                self.state.clear(WAITING);
+            }
         }
         false
     }
 
-    pub(crate) fn release(&self) {
-        if self.hot.slots.fetch_sub(1, SeqCst) >= ONE_WAITING {
+    /// Takes `delta` off the state word (a run slot, a place in flight, or both; `holds_slot` says whether it
+    /// includes a slot) and hands a freed slot to the oldest waiter. While no flag is set this is one CAS and
+    /// nothing follows it. Otherwise the word changes unconditionally and work follows (grants here, wake-ups
+    /// in the caller), so `keep_alive` runs first, while the caller is still counted, and what it returns is
+    /// handed back to be held through that work. Returns the word before the change.
+    pub(crate) fn leave<K>(
+        &self,
+        delta: u64,
+        holds_slot: bool,
+        keep_alive: impl FnOnce() -> K,
+    ) -> (u64, Option<K>) {
+        if let Ok(prev) = self.state.try_leave_quietly(delta) {
+            return (prev, None);
+        }
+        let keep = keep_alive();
+        let prev = self.state.leave(delta);
+        if holds_slot && prev & WAITING != 0 {
             self.grant_waiters();
         }
+        (prev, Some(keep))
     }
 
+    /// Gives a slot back on its own, as a task leaving does together with its place in flight.
+    #[cfg(all(test, tidegate_loom))]
+    pub(crate) fn release(&self) {
+        self.leave(RUNNING_ONE, true, || ());
+    }
+
+    /// Hands free slots to queued tasks, oldest first.
     fn grant_waiters(&self) {
         let mut queue = self.queue.lock();
         while !queue.waiters.is_empty() && self.try_take(false) {
             let waiter = queue.waiters.pop_front().expect("checked non-empty");
-            self.hot.slots.fetch_sub(ONE_WAITING, SeqCst);
+            if queue.waiters.is_empty() {
+                self.state.clear(WAITING);
+            }
             let waited = waiter.enqueued.elapsed();
             queue.waited_total += waited;
             queue.waited_max = queue.waited_max.max(waited);
@@ -173,18 +181,18 @@ impl Gate {
     }
 
     pub(crate) fn set_limit(&self, limit: usize) {
-        self.limit.store(limit.min(MAX_SLOTS), SeqCst);
+        self.limit.store(limit.min(MAX_RUNNING), SeqCst);
         // Raising the limit frees slots without any release; hand them to waiters now.
         self.grant_waiters();
     }
 
     pub(crate) fn running(&self) -> usize {
-        running_of(self.hot.slots.load(SeqCst))
+        running_of(self.state.load())
     }
 
     /// How long the task at the head of the queue has waited, if any task waits.
     pub(crate) fn oldest_wait(&self) -> Option<Duration> {
-        if self.hot.slots.load(SeqCst) < ONE_WAITING {
+        if self.state.load() & WAITING == 0 {
             return None;
         }
         self.queue
@@ -194,12 +202,11 @@ impl Gate {
             .map(|w| w.enqueued.elapsed())
     }
 
-    /// The waiting counter and the queue length, which agree whenever no operation is under way.
+    /// The waiting flag and the queue length, which agree whenever no operation is under way.
     #[cfg(all(test, tidegate_loom))]
-    pub(crate) fn queued(&self) -> (usize, usize) {
+    pub(crate) fn queued(&self) -> (bool, usize) {
         let queue = self.queue.lock();
-        let waiting = self.hot.slots.load(SeqCst) / ONE_WAITING;
-        (usize::try_from(waiting).unwrap(), queue.waiters.len())
+        (self.state.load() & WAITING != 0, queue.waiters.len())
     }
 
     pub(crate) fn stats(&self) -> GateStats {

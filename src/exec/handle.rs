@@ -34,6 +34,7 @@ pub struct TaskHandle<T> {
 }
 
 impl<T> TaskHandle<T> {
+    #[inline]
     pub(crate) fn new(join: JoinHandle<Result<T, Aborted>>) -> Self {
         TaskHandle { join }
     }

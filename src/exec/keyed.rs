@@ -134,7 +134,11 @@ impl BoundedExecutor {
         F::Output: Send + 'static,
     {
         match self.shared.try_admit() {
-            Ok(()) => Ok(self.launch(Plain::new(future), Some(self.shared.keys.hash(&key)))),
+            Ok(admission) => Ok(self.launch(
+                admission,
+                Plain::new(future),
+                Some(self.shared.keys.hash(&key)),
+            )),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
     }
@@ -166,7 +170,7 @@ impl BoundedExecutor {
             other => other,
         };
         match admitted {
-            Ok(()) => Ok(self.launch(Plain::new(future), Some(hash))),
+            Ok(admission) => Ok(self.launch(admission, Plain::new(future), Some(hash))),
             Err(refusal) => Err(self.shared.refuse(refusal, future)),
         }
     }

@@ -1,5 +1,6 @@
-//! Loom models of the run-slot gate (grants racing cancellation, releases racing enqueues, live limit changes)
-//! and of the abort registry (an abort racing a registration).
+//! Loom models of the run-slot gate (grants racing cancellation, releases racing enqueues, live limit changes),
+//! of the state word (a submitter waiting for room racing a task leaving) and of the abort registry (an abort
+//! racing a registration).
 //!
 //! Run with `scripts/loom.sh` (`RUSTFLAGS="--cfg tidegate_loom" cargo test --lib --release loom`).
 
@@ -11,6 +12,7 @@ use ::loom::thread;
 
 use super::gate::{Gate, WaiterRef};
 use super::registry::Registry;
+use super::state::{IN_FLIGHT_ONE, ROOM_WANTED};
 use crate::loom::Arc;
 
 struct Noop;
@@ -37,7 +39,7 @@ fn enqueue(gate: &Gate) -> Option<WaiterRef> {
 
 fn assert_settled(gate: &Gate) {
     assert_eq!(gate.running(), 0, "a slot leaked or was double-freed");
-    assert_eq!(gate.queued(), (0, 0), "(waiting counter, queue length)");
+    assert_eq!(gate.queued(), (false, 0), "(waiting flag, queue length)");
 }
 
 /// A queued task is cancelled (abort, shutdown) while the running one releases its slot, which may grant it:
@@ -101,6 +103,32 @@ fn loom_exec_gate_live_limit_change() {
             task.join().unwrap();
         }
         assert_settled(&gate);
+    });
+}
+
+/// A submitter finds the executor full and announces it waits for room (as `admit_wait` does before re-trying)
+/// while the only task leaves: either the re-try sees the room or the leaving task sees the flag and is the one
+/// to wake it (loom explores whether the leave takes the quiet path or the flagged one).
+#[test]
+fn loom_exec_state_room_wanted_racing_a_leave() {
+    ::loom::model(|| {
+        let gate = Arc::new(Gate::new(1));
+        gate.state.try_admit(1).expect("empty");
+        let leaver = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                // As `SharedRef::leave`: only a leave that took the flagged path wakes anyone.
+                let (prev, flagged) = gate.leave(IN_FLIGHT_ONE, false, || ());
+                flagged.is_some() && gate.state.take_room_wanted(prev)
+            })
+        };
+        gate.state.set(ROOM_WANTED);
+        let admitted = gate.state.try_admit(1).is_ok();
+        let woken = leaver.join().unwrap();
+        assert!(
+            admitted || woken,
+            "the submitter neither saw room nor was woken"
+        );
     });
 }
 

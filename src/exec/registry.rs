@@ -6,14 +6,11 @@
 //! registered task is woken, sees the flag and cancels itself. Tasks scheduled but not yet polled see the flag
 //! on their first poll.
 
-use std::sync::Arc;
 use std::task::Waker;
 
 use crate::loom::atomic::{AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 use crate::loom::Mutex;
 use crate::waker_slab::WakerSlab;
-
-use super::shared::Shared;
 
 /// Under loom every thread uses one shard: fewer locks to explore, and the shard choice (a process-wide
 /// counter loom cannot see) does not vary between explored executions.
@@ -24,17 +21,14 @@ pub(crate) struct Registry {
     aborting: AtomicBool,
 }
 
-/// Where a registration lives in the registry.
+/// Where a registration lives in the registry; the task's guard removes it when the task leaves.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
-    shard: usize,
-    key: usize,
-}
-
-/// A task's entry; dropping it (when the task's future is dropped) removes the waker.
-pub(crate) struct Registered {
-    shared: Arc<Shared>,
-    entry: Entry,
+    /// Below `SHARDS`.
+    shard: u32,
+    /// A slab key, below the most tasks ever registered at once in the shard, itself below `MAX_IN_FLIGHT`
+    /// (2^31 - 1). Two `u32`s keep every task's guard 16 bytes smaller than two `usize`s would.
+    key: u32,
 }
 
 impl Registry {
@@ -45,6 +39,7 @@ impl Registry {
         }
     }
 
+    #[inline]
     pub(crate) fn is_aborting(&self) -> bool {
         self.aborting.load(Relaxed)
     }
@@ -59,33 +54,25 @@ impl Registry {
 
     /// Registers `waker`. Also wakes it if an abort raced with the registration: `abort_all` sets its flag
     /// before walking the shards, and we read the flag after unlocking ours, so one of the two sees the other.
+    #[cold]
     pub(crate) fn register(&self, waker: &Waker) -> Entry {
         let shard = shard_index();
         let key = self.shards[shard].lock().insert(waker);
         if self.aborting.load(SeqCst) {
             waker.wake_by_ref();
         }
-        Entry { shard, key }
-    }
-
-    pub(crate) fn deregister(&self, entry: Entry) {
-        let waker = self.shards[entry.shard].lock().remove(entry.key);
-        drop(waker);
-    }
-}
-
-impl Registered {
-    pub(crate) fn new(shared: &Arc<Shared>, waker: &Waker) -> Self {
-        Registered {
-            entry: shared.registry.register(waker),
-            shared: Arc::clone(shared),
+        Entry {
+            shard: u32::try_from(shard).expect("SHARDS is small"),
+            key: u32::try_from(key).expect("fewer than 2^31 tasks are in flight"),
         }
     }
-}
 
-impl Drop for Registered {
-    fn drop(&mut self) {
-        self.shared.registry.deregister(self.entry);
+    #[cold]
+    pub(crate) fn deregister(&self, entry: Entry) {
+        let waker = self.shards[entry.shard as usize]
+            .lock()
+            .remove(entry.key as usize);
+        drop(waker);
     }
 }
 

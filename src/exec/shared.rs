@@ -7,9 +7,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::loom::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
-};
+use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use crate::loom::Mutex;
 
 use super::error::SpawnError;
@@ -17,12 +15,14 @@ use super::gate::Gate;
 use super::keyed::KeyMap;
 use super::metrics::ExecMetrics;
 use super::registry::Registry;
+use super::state::{
+    in_flight_of, running_of, CLOSED, IN_FLIGHT_ONE, MAX_IN_FLIGHT, MAX_RUNNING, ROOM_WANTED,
+    RUNNING_ONE,
+};
 
-/// The top bit of `Shared::state` marks the executor closed, so admission checks "closed" and "full" with the
-/// same compare-and-swap.
-const CLOSED: usize = 1 << (usize::BITS - 1);
-/// Limits are clamped below `CLOSED` so that the in-flight count can never reach the flag bit.
-pub(crate) const MAX_LIMIT: usize = CLOSED >> 1;
+/// Limits are stored (and reported) up to this, so that their sum cannot overflow; the state word enforces
+/// lower ones (`MAX_RUNNING`, `MAX_IN_FLIGHT`), beyond what a runtime can hold in memory anyway.
+pub(crate) const MAX_LIMIT: usize = 1 << (usize::BITS - 2);
 
 pub(crate) struct Shared {
     /// `max_concurrency + max_pending`, precomputed for the admission check.
@@ -33,11 +33,11 @@ pub(crate) struct Shared {
     shed_after: AtomicU64,
     /// Serialises limit updates so the three limit fields stay consistent with each other.
     limits: Mutex<()>,
+    /// Holds the state word (see `state`).
     pub(crate) gate: Gate,
+    /// Submitters waiting for room set `ROOM_WANTED` first; the first task to leave afterwards clears it and
+    /// wakes them, so later ones touch nothing but the state word.
     room: Notify,
-    /// Set by a submitter about to wait for room; the first task to finish afterwards clears it and wakes the
-    /// waiters, so later finishers pay one load instead of a lock on the `Notify`.
-    room_wanted: AtomicBool,
     pub(crate) idle: Notify,
     pub(crate) counters: Counters,
     pub(crate) registry: Registry,
@@ -46,6 +46,7 @@ pub(crate) struct Shared {
     pub(crate) name: Option<Arc<str>>,
 }
 
+/// Outcome counters other than `completed` (which lives with the state word) and the blocking-pool count.
 #[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) refused: AtomicU64,
@@ -64,6 +65,15 @@ pub(crate) enum Outcome {
     Panicked,
     Aborted,
     NeverStarted,
+}
+
+/// A task counted in flight and not yet launched; [`BoundedExecutor::launch`](super::BoundedExecutor) takes it.
+#[must_use = "an admitted task must be launched, or it stays in flight forever"]
+#[derive(Debug)]
+pub(crate) struct Admission {
+    /// This admission took the in-flight count from zero: the launch takes the tasks' reference (see
+    /// `shared_ref`).
+    pub(crate) first: bool,
 }
 
 /// An admission refusal before the task is attached to it.
@@ -97,9 +107,8 @@ impl Shared {
             max_pending: AtomicUsize::new(0),
             shed_after: AtomicU64::new(0),
             limits: Mutex::new(()),
-            gate: Gate::new(max_concurrency.min(MAX_LIMIT)),
+            gate: Gate::new(max_concurrency.min(MAX_RUNNING)),
             room: Notify::new(),
-            room_wanted: AtomicBool::new(false),
             idle: Notify::new(),
             counters: Counters::default(),
             registry: Registry::new(),
@@ -113,41 +122,34 @@ impl Shared {
     }
 
     /// Admits one task or says why not. One CAS when there is room.
-    pub(crate) fn try_admit(&self) -> Result<(), Refusal> {
+    #[inline]
+    pub(crate) fn try_admit(&self) -> Result<Admission, Refusal> {
         let shed = self.shed_after.load(Relaxed);
         if shed != 0 {
             self.check_shedding(Duration::from_nanos(shed))?;
         }
         let limit = self.admit_limit.load(Relaxed);
-        let mut cur = self.gate.hot.state.load(SeqCst);
-        loop {
-            if cur & CLOSED != 0 {
-                return Err(Refusal::Closed);
-            }
-            if cur >= limit {
+        let prev = match self.gate.state.try_admit(limit) {
+            Ok(prev) => prev,
+            Err(cur) if cur & CLOSED != 0 => return Err(Refusal::Closed),
+            Err(cur) => {
                 return Err(Refusal::Full {
-                    in_flight: cur,
+                    in_flight: in_flight_of(cur),
                     limit,
-                });
+                })
             }
-            match self
-                .gate
-                .hot
-                .state
-                .compare_exchange_weak(cur, cur + 1, SeqCst, SeqCst)
-            {
-                Ok(_) => break,
-                Err(actual) => cur = actual,
-            }
-        }
+        };
         // Peak tracking costs a load on the hot path and an RMW only when the peak actually rises.
-        let pending = (cur + 1).saturating_sub(self.gate.running());
+        let pending = (in_flight_of(prev) + 1).saturating_sub(running_of(prev));
         if pending > self.counters.peak_pending.load(Relaxed) {
             self.counters.peak_pending.fetch_max(pending, Relaxed);
         }
-        Ok(())
+        Ok(Admission {
+            first: in_flight_of(prev) == 0,
+        })
     }
 
+    #[cold]
     fn check_shedding(&self, limit: Duration) -> Result<(), Refusal> {
         match self.gate.oldest_wait() {
             Some(oldest_pending) if oldest_pending > limit => Err(Refusal::Overloaded {
@@ -160,7 +162,7 @@ impl Shared {
 
     /// Waits for room in the backlog; callers try [`try_admit`](Self::try_admit) first. Cancel-safe: returning
     /// `Ok` is the last step, so a dropped wait has admitted nothing.
-    pub(crate) async fn admit_wait(&self, timeout: Option<Duration>) -> Result<(), Refusal> {
+    pub(crate) async fn admit_wait(&self, timeout: Option<Duration>) -> Result<Admission, Refusal> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
             let notified = self.room.notified();
@@ -168,7 +170,7 @@ impl Shared {
             // Enabled and announced before re-checking: a task finishing in between either leaves room we see
             // here or sees the flag and wakes us.
             notified.as_mut().enable();
-            self.room_wanted.store(true, SeqCst);
+            self.gate.state.set(ROOM_WANTED);
             match self.try_admit() {
                 Err(Refusal::Full { .. }) => {}
                 other => return other,
@@ -206,17 +208,28 @@ impl Shared {
         }
     }
 
-    /// Records how an admitted task ended and frees its place in the backlog.
-    pub(crate) fn finish(&self, outcome: Outcome) {
+    /// Counts how an admitted task ended. The task leaves with [`leave`](Self::leave) right after.
+    #[inline]
+    pub(crate) fn count(&self, outcome: Outcome) {
         let counter = match outcome {
-            Outcome::Completed => &self.gate.hot.completed,
+            Outcome::Completed => &self.gate.state.completed,
             Outcome::Panicked => &self.counters.panicked,
             Outcome::Aborted => &self.counters.aborted,
             Outcome::NeverStarted => &self.counters.never_started,
         };
         counter.fetch_add(1, Relaxed);
-        let prev = self.gate.hot.state.fetch_sub(1, SeqCst);
-        if self.room_wanted.load(SeqCst) && self.room_wanted.swap(false, SeqCst) {
+    }
+
+    /// What a task leaving gives back: its place in flight and, if it holds one, its run slot.
+    #[inline]
+    pub(crate) fn leaving(holds_slot: bool) -> u64 {
+        IN_FLIGHT_ONE + if holds_slot { RUNNING_ONE } else { 0 }
+    }
+
+    /// The wake-ups a task that left owes, given the state word it replaced (the gate granted freed slots).
+    #[cold]
+    pub(crate) fn after_leave(&self, prev: u64) {
+        if self.gate.state.take_room_wanted(prev) {
             // Every waiter retries; those that lose re-announce themselves.
             self.room.notify_waiters();
         }
@@ -226,19 +239,19 @@ impl Shared {
     }
 
     pub(crate) fn in_flight(&self) -> usize {
-        self.gate.hot.state.load(SeqCst) & !CLOSED
+        in_flight_of(self.gate.state.load())
     }
 
     /// Stops admission; returns whether this call closed it.
     pub(crate) fn close(&self) -> bool {
-        let was_open = self.gate.hot.state.fetch_or(CLOSED, SeqCst) & CLOSED == 0;
+        let was_open = self.gate.state.set(CLOSED) & CLOSED == 0;
         // Waiters in `admit_wait` re-check and see `Closed`.
         self.room.notify_waiters();
         was_open
     }
 
     pub(crate) fn is_closed(&self) -> bool {
-        self.gate.hot.state.load(SeqCst) & CLOSED != 0
+        self.gate.state.load() & CLOSED != 0
     }
 
     pub(crate) fn set_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
@@ -250,8 +263,8 @@ impl Shared {
             self.max_pending.store(max.min(MAX_LIMIT), SeqCst);
         }
         let (c, p) = (self.max_concurrency(), self.max_pending());
-        // Below `CLOSED`, so that admitting up to the limit can never set the flag bit.
-        self.admit_limit.store((c + p).min(CLOSED - 1), SeqCst);
+        // Clamped so that admitting up to the limit can never carry into the flags.
+        self.admit_limit.store((c + p).min(MAX_IN_FLIGHT), SeqCst);
         if max_concurrency.is_some() {
             self.gate.set_limit(c);
         }
@@ -286,7 +299,7 @@ impl Shared {
     pub(crate) fn metrics(&self) -> ExecMetrics {
         let c = &self.counters;
         let (completed, panicked, aborted, never_started) = (
-            self.gate.hot.completed.load(Relaxed),
+            self.gate.state.completed.load(Relaxed),
             c.panicked.load(Relaxed),
             c.aborted.load(Relaxed),
             c.never_started.load(Relaxed),

@@ -2,11 +2,12 @@
 //!
 //! Tasks are spawned onto tokio at admission and wait for their slot inside, so pending tasks cost no queue of
 //! our own and abort works the same before and after they start. The [`Guard`] travels with the task and
-//! settles the accounting in `Drop`, which covers completion, panic, abort and runtime shutdown alike.
+//! settles the accounting when the body completes or, failing that, in `Drop`, which covers panic, abort and
+//! runtime shutdown alike.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use pin_project_lite::pin_project;
@@ -14,18 +15,28 @@ use tokio::sync::oneshot;
 
 use super::gate::WaiterRef;
 use super::keyed::KeyTurn;
-use super::registry::Registered;
+use super::registry::Entry;
 use super::shared::{Outcome, Shared};
+use super::shared_ref::SharedRef;
 
-/// The accounting of one admitted task.
+/// The accounting of one admitted task. It travels with the task (or, for blocking work, with the closure) and
+/// settles the accounting when the task completes or, failing that, when it is dropped.
+///
+/// The paths every task takes (create, take a slot, complete, drop) are `#[inline]`: they are called from
+/// generic code instantiated in the user's crate, and measured by instruction count, calls into this crate
+/// cost more than the atomic operations they wrap.
 pub(crate) struct Guard {
-    shared: Arc<Shared>,
+    /// `None` once the task has left the executor (or the guard was moved out with [`take`](Guard::take)).
+    shared: Option<SharedRef>,
     waiter: Option<WaiterRef>,
+    /// The task's waker in the abort registry, from its first suspension until it leaves.
+    registered: Option<Entry>,
     started: bool,
     completed: bool,
     blocking: bool,
-    /// Boxed so that unkeyed tasks, the common case, carry (and copy) one word for it.
-    keyed: Option<Box<Keyed>>,
+    /// Boxed so that unkeyed tasks, the common case, carry (and copy) one word for it. Taken only on the slow
+    /// path of leaving, so that an unkeyed task's drop glue does not call into its destructor to find `None`.
+    keyed: ManuallyDrop<Option<Box<Keyed>>>,
 }
 
 struct Keyed {
@@ -35,82 +46,138 @@ struct Keyed {
 }
 
 impl Guard {
+    /// `keyed`: the task's turn in its key's line and, if a task with the same key is in flight, the receiver
+    /// that resolves when that one finishes. One `Option` for both, so an unkeyed task has nothing to drop.
+    #[inline]
     pub(crate) fn new(
-        shared: Arc<Shared>,
-        turn: Option<KeyTurn>,
-        previous: Option<oneshot::Receiver<()>>,
+        shared: SharedRef,
+        keyed: Option<(KeyTurn, Option<oneshot::Receiver<()>>)>,
     ) -> Self {
+        Guard::with(
+            Some(shared),
+            keyed.map(|(turn, previous)| Box::new(Keyed { turn, previous })),
+        )
+    }
+
+    #[inline]
+    fn with(shared: Option<SharedRef>, keyed: Option<Box<Keyed>>) -> Self {
         Guard {
             shared,
             waiter: None,
+            registered: None,
             started: false,
             completed: false,
             blocking: false,
-            keyed: turn.map(|turn| Box::new(Keyed { turn, previous })),
+            keyed: ManuallyDrop::new(keyed),
         }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// Whether the task is still in flight with this guard here.
+    #[inline]
+    fn live(&self) -> Option<&Shared> {
+        self.shared.as_ref().map(SharedRef::get)
+    }
+
+    /// Moves the accounting out (to the thread that runs blocking work), leaving a spent guard behind.
+    pub(crate) fn take(&mut self) -> Guard {
+        std::mem::replace(self, Guard::with(None, None))
+    }
+
+    /// The executor; only called on a live guard.
+    pub(crate) fn shared(&self) -> &Shared {
+        match self.live() {
+            Some(shared) => shared,
+            None => unreachable!("a spent guard is never asked for its executor"),
+        }
     }
 
     /// Marks a task that now runs on the blocking pool, where abort cannot reach it.
     pub(crate) fn set_blocking(&mut self) {
         self.blocking = true;
-        self.shared
+        self.shared()
             .counters
             .blocking_running
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// The task produced its output: release everything now rather than when tokio drops the future.
-    pub(crate) fn complete(mut self) {
+    /// The task produced its output: leave now rather than when tokio drops the future.
+    #[inline]
+    pub(crate) fn complete(&mut self) {
         self.completed = true;
+        self.leave();
     }
 
+    /// Waits for the key's turn, then for a run slot. `Ready` on a spent guard.
+    #[inline]
     fn poll_turn_and_slot(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(keyed) = &mut self.keyed {
-            if let Some(previous) = &mut keyed.previous {
-                // An error means the predecessor's sender was dropped, which is exactly "it finished".
-                let _ = ready!(Pin::new(previous).poll(cx));
-                keyed.previous = None;
-            }
+        let Some(shared) = &self.shared else {
+            return Poll::Ready(());
+        };
+        if let Some(keyed) = &mut *self.keyed {
+            ready!(poll_turn(keyed, cx));
         }
         if !self.started {
-            ready!(self.shared.gate.poll_acquire(cx, &mut self.waiter));
+            ready!(shared.get().gate.poll_acquire(cx, &mut self.waiter));
             self.started = true;
         }
         Poll::Ready(())
     }
-}
 
-impl Drop for Guard {
-    fn drop(&mut self) {
+    /// Registers the task's waker for a shutdown's abort the first time it suspends.
+    #[inline]
+    fn register_once(&mut self, cx: &mut Context<'_>) {
+        if self.registered.is_none() {
+            if let Some(shared) = self.live() {
+                self.registered = Some(shared.registry.register(cx.waker()));
+            }
+        }
+    }
+
+    /// Settles the accounting and leaves the executor; a spent guard does nothing.
+    #[inline]
+    fn leave(&mut self) {
+        let Some(shared) = self.shared.take() else {
+            return;
+        };
+        if self.completed && self.keyed.is_none() && !self.blocking && self.registered.is_none() {
+            // Completed, so it held a slot and no longer waits for one.
+            debug_assert!(self.started && self.waiter.is_none());
+            shared.leave(Outcome::Completed, true);
+        } else {
+            self.leave_slow(shared);
+        }
+    }
+
+    /// Everything but completing without ever suspending: cancellation, keys, blocking work, registration.
+    #[cold]
+    #[inline(never)]
+    fn leave_slow(&mut self, shared_ref: SharedRef) {
+        let shared = shared_ref.get();
+        if let Some(entry) = self.registered.take() {
+            shared.registry.deregister(entry);
+        }
         let granted_unused = match self.waiter.take() {
-            Some(waiter) => self.shared.gate.cancel(&waiter),
+            Some(waiter) => shared.gate.cancel(&waiter),
             None => false,
         };
-        if self.started || granted_unused {
-            self.shared.gate.release();
-        }
         if let Some(keyed) = self.keyed.take() {
             let Keyed { turn, previous } = *keyed;
             match previous {
-                None => self.shared.keys.leave(turn),
+                None => shared.keys.leave(turn),
                 // Cancelled before its turn: the next task with this key must still wait for our predecessor,
                 // so hand our place to a small task that waits for it. Only cancellation pays this.
                 Some(previous) => {
-                    let shared = Arc::clone(&self.shared);
-                    drop(self.shared.handle.spawn(async move {
+                    let owned = shared_ref.to_arc();
+                    drop(shared.handle.spawn(async move {
                         let _ = previous.await;
-                        shared.keys.leave(turn);
+                        owned.keys.leave(turn);
                     }));
                 }
             }
         }
         if self.blocking {
-            // Before `finish`, so shutdown never sees this task as neither in flight nor blocking.
-            self.shared
+            // Before leaving, so shutdown never sees this task as neither in flight nor blocking.
+            shared
                 .counters
                 .blocking_running
                 .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -124,11 +191,29 @@ impl Drop for Guard {
         } else {
             Outcome::Aborted
         };
-        self.shared.finish(outcome);
+        // A slot granted to a task cancelled before it noticed is the task's to give back, like a used one.
+        shared_ref.leave(outcome, self.started || granted_unused);
     }
 }
 
-/// What a task does once it holds a run slot. The body takes the guard when it finishes (or, for blocking
+/// Waits for the previous task with the same key to finish.
+fn poll_turn(keyed: &mut Keyed, cx: &mut Context<'_>) -> Poll<()> {
+    if let Some(previous) = &mut keyed.previous {
+        // An error means the predecessor's sender was dropped, which is exactly "it finished".
+        let _ = ready!(Pin::new(previous).poll(cx));
+        keyed.previous = None;
+    }
+    Poll::Ready(())
+}
+
+impl Drop for Guard {
+    #[inline]
+    fn drop(&mut self) {
+        self.leave();
+    }
+}
+
+/// What a task does once it holds a run slot. The body completes the guard when it finishes (or, for blocking
 /// work, moves it to the thread that does the work).
 pub(crate) trait Body {
     type Output;
@@ -136,7 +221,7 @@ pub(crate) trait Body {
     fn poll_body(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-        guard: &mut Option<Guard>,
+        guard: &mut Guard,
     ) -> Poll<Self::Output>;
 }
 
@@ -157,15 +242,10 @@ impl<F> Plain<F> {
 impl<F: Future> Body for Plain<F> {
     type Output = F::Output;
 
-    fn poll_body(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        guard: &mut Option<Guard>,
-    ) -> Poll<F::Output> {
+    #[inline]
+    fn poll_body(self: Pin<&mut Self>, cx: &mut Context<'_>, guard: &mut Guard) -> Poll<F::Output> {
         let output = ready!(self.project().future.poll(cx));
-        if let Some(guard) = guard.take() {
-            guard.complete();
-        }
+        guard.complete();
         Poll::Ready(output)
     }
 }
@@ -179,18 +259,13 @@ pin_project! {
     pub(crate) struct Task<B> {
         #[pin]
         body: B,
-        guard: Option<Guard>,
-        registered: Option<Registered>,
+        guard: Guard,
     }
 }
 
 impl<B> Task<B> {
     pub(crate) fn new(body: B, guard: Guard) -> Self {
-        Task {
-            body,
-            guard: Some(guard),
-            registered: None,
-        }
+        Task { body, guard }
     }
 }
 
@@ -198,31 +273,24 @@ impl<B: Body> Future for Task<B> {
     type Output = Result<B::Output, Aborted>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        // While the guard is here the task is ours to cancel; a blocking body that took it runs to the end.
-        if let Some(guard) = this.guard.as_ref() {
-            if guard.shared.registry.is_aborting() {
-                *this.guard = None;
-                return Poll::Ready(Err(Aborted));
-            }
+        let this = self.project();
+        // While the guard is live here the task is ours to cancel; a blocking body that took it runs to the end.
+        if this
+            .guard
+            .live()
+            .is_some_and(|shared| shared.registry.is_aborting())
+        {
+            this.guard.leave();
+            return Poll::Ready(Err(Aborted));
         }
-        let poll = poll_stages(this.body.as_mut(), this.guard, cx);
-        if poll.is_pending() && this.registered.is_none() {
-            if let Some(guard) = this.guard.as_ref() {
-                *this.registered = Some(Registered::new(&guard.shared, cx.waker()));
-            }
+        if this.guard.poll_turn_and_slot(cx).is_pending() {
+            this.guard.register_once(cx);
+            return Poll::Pending;
+        }
+        let poll = this.body.poll_body(cx, this.guard);
+        if poll.is_pending() {
+            this.guard.register_once(cx);
         }
         poll.map(Ok)
     }
-}
-
-fn poll_stages<B: Body>(
-    body: Pin<&mut B>,
-    guard: &mut Option<Guard>,
-    cx: &mut Context<'_>,
-) -> Poll<B::Output> {
-    if let Some(guard) = guard {
-        ready!(guard.poll_turn_and_slot(cx));
-    }
-    body.poll_body(cx, guard)
 }
