@@ -11,4 +11,4 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/asan"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 # --target keeps build scripts and proc macros uninstrumented; the tracking-allocator test replaces the allocator
 # ASan hooks, so it runs in the normal suite only.
-cargo +nightly test --target "$target" --lib --test pool --test budget "$@"
+cargo +nightly test --target "$target" --lib --test pool --test budget --test exec --test conn_group --test conn_connection "$@"
