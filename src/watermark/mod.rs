@@ -73,6 +73,7 @@ pub use metrics::WatermarkMetrics;
 pub use reason::CloseReason;
 pub use receiver::Receiver;
 pub use sender::Sender;
+pub(crate) use sender::Offer;
 pub use weight::Weight;
 pub use writer::{WatermarkWriter, WriterReport};
 

@@ -368,6 +368,41 @@ impl<T> Sender<T> {
     pub(crate) fn close_reason(&self) -> Option<CloseReason> {
         self.shared.reason()
     }
+
+    /// For fan-out: queues a clone of `item` if the queue is writable, and says what happened without handing the
+    /// clone back. The verdict is a one-byte value: a caller that matched the full `Result` of
+    /// [`try_send`](Self::try_send) (a large `SendError` returned through memory) paid a store-forwarding stall per
+    /// member, 15% of a [`Group`](crate::conn::Group) broadcast.
+    pub(crate) fn offer(&self, item: &T) -> Offer
+    where
+        T: Weight + Clone,
+    {
+        if !self.is_writable() {
+            return match self.is_closed() {
+                true => Offer::Closed,
+                false => Offer::Unwritable,
+            };
+        }
+        let result = self.try_send(item.clone());
+        match &result {
+            Ok(()) => Offer::Sent,
+            Err(err) if err.is_closed() => Offer::Closed,
+            Err(_) => Offer::Refused,
+        }
+    }
+}
+
+/// What [`Sender::offer`] did with an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Offer {
+    /// Queued.
+    Sent,
+    /// Not offered: the queue is over its high mark (and not yet back under its low mark).
+    Unwritable,
+    /// Writable, but the hard cap or the budget refused the item.
+    Refused,
+    /// The queue is closed.
+    Closed,
 }
 
 /// Moves the item out of `slot` for the push or the error: `send_from` puts it back after every lost race, so it
