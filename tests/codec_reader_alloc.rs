@@ -2,8 +2,6 @@
 //! allocator. This binary holds only this test, and the test polls by hand on its own thread (no runtime), so the
 //! thread's live bytes are the reader's.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -14,46 +12,14 @@ use tidegate::codec::{FrameReader, LengthFieldCodec};
 use tidegate::MemoryBudget;
 use tokio::io::{AsyncRead, ReadBuf};
 
-struct Tracking;
+#[path = "support/tracking_alloc.rs"]
+mod tracking_alloc;
 
 /// Smaller allocations are bookkeeping (a `BytesMut` shared with frames allocates a small header), not buffers.
 const TRACKED_FROM: usize = 128;
 
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn track(size: usize, sign: isize) {
-    if size >= TRACKED_FROM {
-        // `try_with`: the slot may be gone while the thread shuts down.
-        let _ = LIVE.try_with(|live| live.set(live.get() + sign * size as isize));
-    }
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only records sizes.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        track(layout.size(), 1);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        track(layout.size(), -1);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        track(layout.size(), -1);
-        track(new_size, 1);
-        // SAFETY: `ptr` came from `System` with `layout`, as our caller promises.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Tracking = Tracking;
+static ALLOC: tracking_alloc::Tracking<TRACKED_FROM> = tracking_alloc::Tracking;
 
 /// What the reader is handed: bytes (as much as fits in one read) or "nothing yet".
 enum Step {
@@ -114,8 +80,8 @@ fn frame_reader_charges_exactly_the_allocation_it_holds() {
         .with_read_size(READ);
     let waker = futures_util::task::noop_waker();
     let mut cx = Context::from_waker(&waker);
-    let base = LIVE.with(Cell::get);
-    let live = || (LIVE.with(Cell::get) - base) as usize;
+    let base = tracking_alloc::live();
+    let live = || (tracking_alloc::live() - base) as usize;
     let mut poll =
         |frames: &mut FrameReader<Script, LengthFieldCodec>| Pin::new(frames).poll_next(&mut cx);
 

@@ -41,6 +41,13 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> io::Result<Vec<u8>> {
     Ok(payload)
 }
 
+/// The peer's side sees the end of the stream, with nothing more before it.
+async fn assert_ends<R: AsyncRead + Unpin>(client: &mut R) {
+    let mut rest = Vec::new();
+    let read = timeout(WAIT, client.read_to_end(&mut rest)).await;
+    assert_eq!(read.unwrap().unwrap(), 0, "bytes before the end: {rest:?}");
+}
+
 /// Echoes every frame until the connection ends; returns why, and how many frames it read.
 async fn echo(mut conn: Connection<LengthFieldCodec>, read: Arc<AtomicUsize>) -> ConnClose {
     loop {
@@ -312,14 +319,7 @@ async fn an_oversize_frame_ends_the_stream_with_its_numbers() {
         Err(ConnClose::FrameTooLarge { .. })
     ));
     assert!(conn.feed(Bytes::from_static(b"late")).await.is_err());
-    let mut rest = Vec::new();
-    assert_eq!(
-        timeout(WAIT, client.read_to_end(&mut rest))
-            .await
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_ends(&mut client).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -332,14 +332,7 @@ async fn close_ends_the_stream_with_closed_and_delivers_what_was_fed() {
     conn.close();
     assert!(matches!(conn.next().await, Err(ConnClose::Closed)));
     assert_eq!(read_frame(&mut client).await.unwrap(), b"bye");
-    let mut rest = Vec::new();
-    assert_eq!(
-        timeout(WAIT, client.read_to_end(&mut rest))
-            .await
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_ends(&mut client).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -725,14 +718,7 @@ async fn a_quiet_peer_ends_the_stream_with_read_idle_and_the_socket_closes() {
         "{reason:?}"
     );
     assert_eq!(start.elapsed(), Duration::from_secs(30));
-    let mut rest = Vec::new();
-    assert_eq!(
-        timeout(WAIT, client.read_to_end(&mut rest))
-            .await
-            .unwrap()
-            .unwrap(),
-        0
-    );
+    assert_ends(&mut client).await;
     assert_eq!(Arc::strong_count(&permit), 1);
 }
 

@@ -2,8 +2,6 @@
 //! binary holds only this test, and it polls by hand on its own thread (no runtime), so the thread's live bytes
 //! are the sender's and the queue's.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,41 +10,11 @@ use futures_sink::Sink;
 use tidegate::codec::LengthFieldCodec;
 use tidegate::watermark::{self, FramedSender};
 
-struct Tracking;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn track(size: usize, sign: isize) {
-    // `try_with`: the slot may be gone while the thread shuts down.
-    let _ = LIVE.try_with(|live| live.set(live.get() + sign * size as isize));
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; only records sizes.
-unsafe impl GlobalAlloc for Tracking {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        track(layout.size(), 1);
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        track(layout.size(), -1);
-        // SAFETY: `ptr` came from `System.alloc` with this layout.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        track(layout.size(), -1);
-        track(new_size, 1);
-        // SAFETY: `ptr` came from `System` with `layout`, as our caller promises.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "support/tracking_alloc.rs"]
+mod tracking_alloc;
 
 #[global_allocator]
-static ALLOC: Tracking = Tracking;
+static ALLOC: tracking_alloc::Tracking<1> = tracking_alloc::Tracking;
 
 #[test]
 fn a_flushed_framed_sender_keeps_no_batch_allocation() {
@@ -60,7 +28,7 @@ fn a_flushed_framed_sender_keeps_no_batch_allocation() {
         drop(rx.try_recv().unwrap());
     }
     let payload = Bytes::from_static(b"one small frame");
-    let base = LIVE.with(Cell::get);
+    let base = tracking_alloc::live();
 
     for _ in 0..3 {
         Pin::new(&mut framed).start_send(payload.clone()).unwrap();
@@ -77,7 +45,7 @@ fn a_flushed_framed_sender_keeps_no_batch_allocation() {
         drop(batch);
         // Sent and dropped: nothing is left of the batch, not even the spare room of its block.
         assert_eq!(
-            LIVE.with(Cell::get) - base,
+            tracking_alloc::live() - base,
             0,
             "bytes still allocated after a flush"
         );
