@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 export RUSTFLAGS="--cfg tidegate_loom ${RUSTFLAGS:-}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-cargo test --lib --release "$@" loom
+cargo test --lib --release loom "$@"
