@@ -21,6 +21,9 @@ impl Flags {
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(HELP.to_owned());
+            }
             let name = arg
                 .strip_prefix("--")
                 .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
@@ -139,8 +142,15 @@ impl Signals {
     }
 }
 
-/// Exits with status 2 and the usage text after a flag error.
+/// What [`Flags::parse`] returns for `--help`: not an error, the usage text is wanted.
+const HELP: &str = "help";
+
+/// Prints the usage text and exits: status 0 for `--help`, 2 after a flag error.
 pub fn usage_exit(err: &str, usage: &str) -> ! {
+    if err == HELP {
+        println!("{usage}");
+        std::process::exit(0)
+    }
     eprintln!("error: {err}\n\n{usage}");
     std::process::exit(2)
 }
