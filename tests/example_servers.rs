@@ -455,11 +455,21 @@ fn both_servers_end_cleanly_on_sigterm_and_sigint() {
                 _ => &["--workers", "1", "--stats", "--tick-us", "100000"],
             };
             let mut server = Server::start(name, args);
-            // One live connection that the shutdown has to end.
-            let client = std::net::TcpStream::connect(server.addr).unwrap();
+            // One live connection that the shutdown has to end, known to the server: it got a frame from it.
+            let mut client = std::net::TcpStream::connect(server.addr).unwrap();
             client
                 .set_read_timeout(Some(Duration::from_secs(5)))
                 .unwrap();
+            if name == "echo_server" {
+                std::io::Write::write_all(&mut client, &frame(b"ping")).unwrap();
+            }
+            let mut head = [0u8; 4];
+            std::io::Read::read_exact(&mut client, &mut head).unwrap();
+            let mut body = vec![0; u32::from_be_bytes(head) as usize];
+            std::io::Read::read_exact(&mut client, &mut body).unwrap();
+            if name == "echo_server" {
+                assert_eq!(body, b"ping");
+            }
             // The stats line proves the server runs before the signal (and that --stats works).
             assert!(server
                 .line_containing("stats:", Duration::from_secs(5))
@@ -475,6 +485,8 @@ fn both_servers_end_cleanly_on_sigterm_and_sigint() {
             assert!(report.contains(expected), "{name}: {report}");
             assert_eq!(field(&report, "open"), 0, "{name}: {report}");
             assert_eq!(field(&report, "cut"), 0, "{name}: {report}");
+            // The one connection delivered what it had queued and ended after the signal.
+            assert_eq!(field(&report, "drained"), 1, "{name}: {report}");
             // The client sees its connection end (EOF after whatever was in flight), not a read timeout.
             let mut rest = Vec::new();
             if let Err(err) = std::io::Read::read_to_end(&mut &client, &mut rest) {
