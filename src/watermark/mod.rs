@@ -72,8 +72,8 @@ pub use limits_error::LimitsError;
 pub use metrics::WatermarkMetrics;
 pub use reason::CloseReason;
 pub use receiver::Receiver;
-pub(crate) use sender::Offer;
 pub use sender::Sender;
+pub(crate) use sender::Offer;
 pub use weight::Weight;
 pub use writer::{WatermarkWriter, WriterReport};
 
