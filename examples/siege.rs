@@ -349,8 +349,24 @@ async fn start_unguarded() -> io::Result<Server> {
     })
 }
 
+/// Counts a live connection until dropped, even when its task is aborted.
+struct Live(Arc<ServerCounters>);
+
+impl Live {
+    fn new(c: &Arc<ServerCounters>) -> Live {
+        c.live.fetch_add(1, Ordering::Relaxed);
+        Live(c.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn serve_unguarded(stream: TcpStream, c: Arc<ServerCounters>) {
-    c.live.fetch_add(1, Ordering::Relaxed);
+    let _live = Live::new(&c);
     let (mut sink, mut frames) = Framed::new(stream, LengthDelimitedCodec::new()).split();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
     let q = c.clone();
@@ -398,7 +414,6 @@ async fn serve_unguarded(stream: TcpStream, c: Arc<ServerCounters>) {
     }
     drop(tx);
     let _ = writer.await;
-    c.live.fetch_sub(1, Ordering::Relaxed);
 }
 
 /// A small xorshift, so that the crowd does not move in lockstep (no `rand` dependency).
@@ -544,8 +559,7 @@ async fn flood(addr: SocketAddr, cc: Arc<ClientCounters>) {
         };
         let (mut rd, mut wr) = stream.into_split();
         let reader = async {
-            loop {
-                let Ok(len) = rd.read_u32().await else { break };
+            while let Ok(len) = rd.read_u32().await {
                 if len == 0 {
                     cc.flood_refused.fetch_add(1, Ordering::Relaxed);
                     continue;
@@ -576,8 +590,8 @@ async fn flood(addr: SocketAddr, cc: Arc<ClientCounters>) {
 
 async fn storm(addr: SocketAddr, cc: Arc<ClientCounters>, id: u64) {
     let mut rng = Rng::new(id + 1);
-    // Spread the first connections over half a second rather than 2,000 SYNs at once.
-    tokio::time::sleep(Duration::from_millis(rng.below(500))).await;
+    // Spread the first connections over a second rather than 2,000 SYNs at once.
+    tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
     let payload = [b'E', 1, 2, 3, 4, 5, 6, 7];
     loop {
         let Some(mut stream) = connect(addr, &cc).await else {
@@ -594,7 +608,7 @@ async fn storm(addr: SocketAddr, cc: Arc<ClientCounters>, id: u64) {
             }
             _ => {
                 cc.storm_refused.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50 + rng.below(200))).await;
+                tokio::time::sleep(Duration::from_millis(200 + rng.below(300))).await;
             }
         }
         reset(stream);
@@ -838,8 +852,7 @@ async fn run(o: Options) -> io::Result<bool> {
     }
     let hit = ceiling_hit.load(Ordering::Relaxed);
     if hit {
-        // The machine comes first: the unguarded server's queues go now, before the crowd is even joined.
-        server.stop.cancel();
+        // The crowd leaves at once (below): its sockets close, the writers fail, and the queues are freed.
         if !o.json {
             println!(
                 "siege: process RSS passed the {} MiB ceiling: run stopped at {:.1}s",
@@ -1002,11 +1015,12 @@ async fn run(o: Options) -> io::Result<bool> {
             if hit { ", ceiling hit" } else { "" }
         );
         println!(
-            "  [{}] normal clients served throughout: {} errors, every second under siege > 0 frames (min {}, {:.0}% of the calm second)",
+            "  [{}] normal clients served throughout: {} errors, every second under siege > 0 frames (min {}, {:.0}% of the calm second){}",
             mark(served_ok),
             errors,
             min_fps,
-            ratio * 100.0
+            ratio * 100.0,
+            if hit { "; the run was cut short" } else { "" }
         );
         println!(
             "  [{}] back to zero within {:?} after the crowd left: live {}, queued {} B, budget used {} B{}",
