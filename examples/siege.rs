@@ -22,6 +22,14 @@
 //!
 //! The normal clients connect first, the crowd one second later (the first second is the calm one).
 //!
+//! Every second one line: `live` connections (the limiter's count of held permits, or a counter in the unguarded
+//! server), `queued_KiB` (guarded: the memory budget in use, which every read buffer and queued write is charged
+//! to; unguarded: the bytes waiting in the unbounded queues), connections closed for a `too_long` frame, peers
+//! `evicted` for not reading, connections closed `idle` (slowloris: the first 4 bytes did not come within 2 s),
+//! handler tasks `refused` by the executor, connections `rejected` over the limit, the process RSS, and the
+//! normal clients' frames per second and p99 latency. `connects_failed` in the final table counts client connects
+//! that failed, almost all of them reset by the listener over the limit before the connect completed.
+//!
 //! The verdict (guarded server): the process RSS stayed under 256 MiB; the normal clients had no error and
 //! completed frames in every second; after the crowd left, live connections, queued bytes and the memory budget
 //! all returned to zero within 5 s. It exits 1 when any of these fails. With `--unguarded` the same verdict is
