@@ -981,7 +981,7 @@ async fn run(o: Options) -> io::Result<bool> {
             cc.storm_refused.load(Ordering::Relaxed).to_string(),
         ),
         (
-            "connect_errors",
+            "connects_failed",
             cc.connect_errors.load(Ordering::Relaxed).to_string(),
         ),
         ("clients_joined", joined.to_string()),
