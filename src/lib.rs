@@ -97,6 +97,14 @@
 //! # }
 //! ```
 //!
+//! ## Connections: [`conn`]
+//!
+//! The layer that turns the parts into a server: a [`conn::LimitedListener`] that bounds live connections (and
+//! binds with the system's full backlog), [`conn::IdleTimeout`] for quiet and slowloris peers, the composed
+//! [`conn::Connection`] (auto-read, one write per read burst, both halves ending together with a typed
+//! [`conn::ConnClose`], graceful shutdown) and [`conn::Group`] for fan-out. The README shows a complete echo server
+//! in 38 lines.
+//!
 //! ## Capped decoders: [`codec`]
 //!
 //! Every decoder has a required maximum and buffers only bytes that arrived, whatever a header claims. An oversize
