@@ -17,6 +17,10 @@ use crate::GRACE;
 
 /// The guarded server's RSS must stay under this.
 const RSS_BOUND: u64 = 256 << 20;
+/// Under siege, every second the normal clients must get at least this fraction of the frames/s they got in the
+/// calm first second. Measured here: 39-56% on a 2-core machine (the crowd shares the two cores with the server);
+/// the unguarded server drops to 0%.
+const MIN_SERVED_FRACTION: f64 = 0.2;
 
 pub(crate) fn p99(samples: &mut [u32]) -> f64 {
     if samples.is_empty() {
@@ -132,14 +136,15 @@ pub(crate) fn verdict(o: &Options, cc: &ClientCounters, outcome: Outcome<'_>) ->
     let overall_p99 = p99(&mut all_latencies);
     let run_s = crowd_left.as_secs_f64().max(0.001);
     let rss_ok = !hit && peak < RSS_BOUND;
-    let served_ok = errors == 0 && !crowd_seconds.is_empty() && min_fps > 0 && !hit;
-    let zero_ok = settled.is_some();
-    let passed = rss_ok && served_ok && zero_ok;
     let ratio = if calm_fps > 0 {
         min_fps as f64 / calm_fps as f64
     } else {
         0.0
     };
+    let served_ok =
+        errors == 0 && !crowd_seconds.is_empty() && ratio >= MIN_SERVED_FRACTION && !hit;
+    let zero_ok = settled.is_some();
+    let passed = rss_ok && served_ok && zero_ok;
 
     let rows: Vec<(&str, String)> = vec![
         ("server", format!("\"{name}\"")),
@@ -236,9 +241,10 @@ pub(crate) fn verdict(o: &Options, cc: &ClientCounters, outcome: Outcome<'_>) ->
             if hit { ", ceiling hit" } else { "" }
         );
         println!(
-            "  [{}] normal clients served throughout: {} errors, every second under siege > 0 frames (min {}, {:.0}% of the calm second){}",
+            "  [{}] normal clients served throughout: {} errors, every second under siege at least {:.0}% of the calm second's frames (min {}, {:.0}%){}",
             mark(served_ok),
             errors,
+            MIN_SERVED_FRACTION * 100.0,
             min_fps,
             ratio * 100.0,
             if hit { "; the run was cut short" } else { "" }
