@@ -342,7 +342,10 @@ fn echo_answers_every_connection_of_a_burst_of_3000() {
         (answered, slowest)
     });
     println!("slowest echo of the burst: {slowest:?}");
-    assert!(slowest < Duration::from_secs(1), "slowest echo took {slowest:?}");
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest echo took {slowest:?}"
+    );
     assert_eq!(answered, CONNS, "connections answered out of {CONNS}");
     let report = server.stop_with(libc::SIGTERM);
     assert_eq!(field(&report, "connections"), CONNS as u64, "{report}");
