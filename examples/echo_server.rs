@@ -4,7 +4,8 @@
 //! 0, 4)` with `LengthFieldPrepender(4)`, so any client of that framing works. A frame longer than `--max-frame`
 //! (header included) closes its connection without its bytes being buffered; a peer that sends but does not read
 //! its echoes is paused (no reading above the high mark) and closed after `--evict-after-ms` unwritable; at most
-//! `--max-conns` connections are live, the rest wait in the kernel's backlog. SIGINT or SIGTERM drains every
+//! `--max-conns` connections are live, the rest wait in the kernel's backlog; a peer that sends nothing for 60 s,
+//! or whose first frame header takes over 10 s to arrive (slowloris), is closed. SIGINT or SIGTERM drains every
 //! connection (at most 2 s) and prints a final report.
 //!
 //! ```text
@@ -20,7 +21,9 @@ use std::time::Duration;
 
 use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
-use tidegate::conn::{ConnClose, Connection, ConnectionLimiter, Group, LimitedListener, Shutdown};
+use tidegate::conn::{
+    ConnClose, Connection, ConnectionLimiter, Group, IdleTimeout, LimitedListener, Shutdown,
+};
 use tokio_util::task::TaskTracker;
 
 const USAGE: &str = "\
@@ -36,6 +39,10 @@ usage: echo_server [flags]
 
 /// How long connections may take to deliver what they queued once a shutdown begins.
 const DRAIN: Duration = Duration::from_secs(2);
+/// A peer that sends nothing for this long is closed.
+const READ_IDLE: Duration = Duration::from_secs(60);
+/// The slowloris defence: a peer's first frame header (4 bytes) must arrive within this.
+const FIRST_HEADER_WITHIN: Duration = Duration::from_secs(10);
 
 struct Options {
     addr: String,
@@ -131,8 +138,12 @@ async fn serve(options: Options) -> io::Result<()> {
         .await?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
+    let mut idle = IdleTimeout::builder();
+    idle.read_idle(Some(READ_IDLE))
+        .first_bytes_deadline(4, FIRST_HEADER_WITHIN);
     let mut connections = Connection::builder();
     connections
+        .idle(&idle)
         .low_mark(options.low)
         .high_mark(options.high)
         // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
