@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
-use tidegate::conn::{Connection, ConnectionLimiter, Group, LimitedListener, Shutdown};
+use tidegate::conn::{Connection, Group, Shutdown};
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::task::TaskTracker;
@@ -102,21 +102,13 @@ impl Options {
 
 fn main() {
     let options = Options::parse().unwrap_or_else(|err| common::usage_exit(&err, USAGE));
-    common::raise_fd_limit();
-    let result = common::runtime(options.workers).and_then(|rt| rt.block_on(serve(options)));
-    if let Err(err) = result {
-        eprintln!("broadcast_server: {err}");
-        std::process::exit(1);
-    }
+    let workers = options.workers;
+    common::run_server("broadcast_server", workers, serve(options));
 }
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
-    let limiter = ConnectionLimiter::new(options.max_conns);
-    let listener = LimitedListener::builder()
-        .limiter(limiter.clone())
-        .bind(options.addr.as_str())
-        .await?;
+    let (_limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
     // One codec for both directions: its maximum bounds what subscribers may send, and must admit our frames.
     let codec = LengthFieldCodec::new(MAX_INBOUND.max(options.size + 4));
     let shutdown = Shutdown::new();

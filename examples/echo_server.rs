@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
-use tidegate::conn::{
-    ConnClose, Connection, ConnectionLimiter, Group, IdleTimeout, LimitedListener, Shutdown,
-};
+use tidegate::conn::{ConnClose, Connection, Group, IdleTimeout, Shutdown};
 use tokio_util::task::TaskTracker;
 
 const USAGE: &str = "\
@@ -121,21 +119,13 @@ impl Totals {
 
 fn main() {
     let options = Options::parse().unwrap_or_else(|err| common::usage_exit(&err, USAGE));
-    common::raise_fd_limit();
-    let result = common::runtime(options.workers).and_then(|rt| rt.block_on(serve(options)));
-    if let Err(err) = result {
-        eprintln!("echo_server: {err}");
-        std::process::exit(1);
-    }
+    let workers = options.workers;
+    common::run_server("echo_server", workers, serve(options));
 }
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
-    let limiter = ConnectionLimiter::new(options.max_conns);
-    let listener = LimitedListener::builder()
-        .limiter(limiter.clone())
-        .bind(options.addr.as_str())
-        .await?;
+    let (limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
     let mut idle = IdleTimeout::builder();

@@ -106,6 +106,36 @@ pub fn raise_fd_limit() {
 }
 
 /// A multi-thread runtime of `workers` threads (0: one per core), built by hand so the flag can set it.
+/// The body of a server's `main`: raises the descriptor limit, runs `serve` on a runtime of `workers` threads, and
+/// exits with status 1 and the error if it fails.
+pub fn run_server(
+    name: &str,
+    workers: usize,
+    serve: impl std::future::Future<Output = io::Result<()>>,
+) {
+    raise_fd_limit();
+    if let Err(err) = runtime(workers).and_then(|rt| rt.block_on(serve)) {
+        eprintln!("{name}: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// Binds `addr` with the system's full backlog and a limit of `max_conns` live connections.
+pub async fn bind_limited(
+    addr: &str,
+    max_conns: usize,
+) -> io::Result<(
+    tidegate::conn::ConnectionLimiter,
+    tidegate::conn::LimitedListener,
+)> {
+    let limiter = tidegate::conn::ConnectionLimiter::new(max_conns);
+    let listener = tidegate::conn::LimitedListener::builder()
+        .limiter(limiter.clone())
+        .bind(addr)
+        .await?;
+    Ok((limiter, listener))
+}
+
 pub fn runtime(workers: usize) -> io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if workers > 0 {
