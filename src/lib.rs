@@ -145,6 +145,7 @@ pub mod buf;
 pub mod codec;
 pub mod conn;
 pub mod exec;
+pub mod metrics;
 pub mod watermark;
 
 pub use budget::{BudgetError, MemoryBudget, Reservation};

@@ -27,7 +27,7 @@ use super::waiters::{Offer, Waiters};
 /// ```
 #[derive(Clone)]
 pub struct MemoryBudget {
-    node: Arc<Node>,
+    pub(super) node: Arc<Node>,
 }
 
 impl MemoryBudget {

@@ -54,6 +54,8 @@ mod error;
 mod memory_budget;
 mod metrics;
 mod node;
+#[cfg(not(all(test, tidegate_loom)))]
+mod observe;
 mod reservation;
 mod wait;
 mod waiters;
