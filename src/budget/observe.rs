@@ -3,7 +3,7 @@
 use std::sync::{Arc, Weak};
 
 use crate::loom::atomic::Ordering;
-use crate::metrics::{Collector, Family, Observe, Observer};
+use crate::metrics::{Collector, Family, Observe, Observer, Settings};
 
 use super::memory_budget::MemoryBudget;
 use super::node::Node;
@@ -12,7 +12,10 @@ const LIMIT: Family = Family::gauge(
     "budget_limit_bytes",
     "Bytes the budget grants at most at once (unlimited budgets report 2^64-1).",
 );
-const USED: Family = Family::gauge("budget_used_bytes", "Bytes currently reserved from the budget.");
+const USED: Family = Family::gauge(
+    "budget_used_bytes",
+    "Bytes currently reserved from the budget.",
+);
 const PEAK: Family = Family::gauge("budget_peak_bytes", "The most bytes ever reserved at once.");
 const GRANTED: Family = Family::counter("budget_granted_total", "Reservations granted.");
 const REFUSED: Family = Family::counter(
@@ -45,4 +48,44 @@ impl Observer for BudgetObserver {
         out.counter(&WAITS, node.waits.load(Ordering::Relaxed));
         true
     }
+
+    /// One key, `limit`; it cannot be switched off (use a very large limit instead).
+    fn settings(&self) -> Option<Settings> {
+        let node = self.0.upgrade()?;
+        let limit = node.limit.load(Ordering::Relaxed) as u64;
+        Some(Settings::new().with(LIMIT_KEY, Some(limit)))
+    }
+
+    fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
+        let mut reasons = Vec::new();
+        match settings.get(LIMIT_KEY) {
+            None => reasons.push(format!("{LIMIT_KEY} is missing")),
+            Some(None) => reasons.push(format!("{LIMIT_KEY} cannot be off")),
+            Some(Some(limit)) if usize::try_from(limit).is_err() => {
+                reasons.push(format!("{LIMIT_KEY} {limit} does not fit in usize"))
+            }
+            Some(Some(_)) => {}
+        }
+        for (key, _) in settings.iter().filter(|(key, _)| *key != LIMIT_KEY) {
+            reasons.push(format!("unknown key {key} (a budget has only {LIMIT_KEY})"));
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    fn apply(&self, settings: &Settings) -> bool {
+        let Some(node) = self.0.upgrade() else {
+            return false;
+        };
+        if let Some(Some(limit)) = settings.get(LIMIT_KEY) {
+            // Through the handle, so that waiters see the new limit as `set_limit` promises.
+            MemoryBudget { node }.set_limit(limit as usize);
+        }
+        true
+    }
 }
+
+const LIMIT_KEY: &str = "limit";

@@ -15,8 +15,18 @@ pub(crate) fn render(samples: &[Sample]) -> String {
         let family = sample.family;
         if current != Some(family.name()) {
             current = Some(family.name());
-            let _ = writeln!(text, "# HELP {PREFIX}{} {}", family.name(), escape_help(family.help()));
-            let _ = writeln!(text, "# TYPE {PREFIX}{} {}", family.name(), family.kind().as_str());
+            let _ = writeln!(
+                text,
+                "# HELP {PREFIX}{} {}",
+                family.name(),
+                escape_help(family.help())
+            );
+            let _ = writeln!(
+                text,
+                "# TYPE {PREFIX}{} {}",
+                family.name(),
+                family.kind().as_str()
+            );
         }
         text.push_str(PREFIX);
         text.push_str(family.name());
@@ -72,7 +82,15 @@ mod tests {
     #[test]
     fn values_are_go_floats() {
         let mut text = String::new();
-        for v in [3.0, 0.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 1e21] {
+        for v in [
+            3.0,
+            0.5,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            1e21,
+        ] {
             write_value(&mut text, v);
             text.push(' ');
         }

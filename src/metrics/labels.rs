@@ -116,7 +116,11 @@ mod tests {
 
     #[test]
     fn a_repeated_key_replaces_its_value() {
-        let labels = Labels::new().with("a", "1").unwrap().with("a", "2").unwrap();
+        let labels = Labels::new()
+            .with("a", "1")
+            .unwrap()
+            .with("a", "2")
+            .unwrap();
         assert_eq!(labels.len(), 1);
         assert_eq!(labels.get("a"), Some("2"));
     }

@@ -14,6 +14,7 @@ mod family;
 mod labels;
 mod observer;
 mod registry;
+mod settings;
 
 pub use collector::{Collector, Sample};
 pub use error::RegistryError;
@@ -22,3 +23,4 @@ pub use family::{Family, MetricKind};
 pub use labels::{Labels, NAME_LABEL};
 pub use observer::{Observe, Observer};
 pub use registry::Registry;
+pub use settings::Settings;

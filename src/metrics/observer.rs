@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::Collector;
+use super::{Collector, Settings};
 
 /// A part that can be registered with a [`Registry`](super::Registry).
 ///
@@ -53,4 +53,25 @@ pub trait Observer: Send + Sync {
     /// Writes the part's series into `out`, or returns `false` (writing nothing) once the part is gone, after
     /// which the registry forgets it.
     fn collect(&self, out: &mut Collector<'_>) -> bool;
+
+    /// The part's live limits, or `None` if it has none that can change at run time (the default) or is gone.
+    fn settings(&self) -> Option<Settings> {
+        None
+    }
+
+    /// Checks proposed settings as a whole, as they would replace [`settings`](Self::settings): every reason they
+    /// cannot apply (an unknown or missing key, a value out of range, limits out of order), or `Ok`.
+    ///
+    /// The default refuses everything: the part has no live limits.
+    fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
+        let _ = settings;
+        Err(vec!["this part has no live limits".to_owned()])
+    }
+
+    /// Applies settings that [`check`](Self::check) accepted, in one step: whoever reads the part's limits sees
+    /// either all the old values or all the new ones. Returns `false` if the part is gone.
+    fn apply(&self, settings: &Settings) -> bool {
+        let _ = settings;
+        false
+    }
 }
