@@ -6,8 +6,16 @@
 //!
 //! The registry holds parts weakly and reads them only when collecting, so it costs nothing on hot paths and a
 //! dropped part leaves it.
+//!
+//! Live limits are read as one [`Configuration`] ([`Registry::configuration`]), which has a `name.key = value`
+//! text form for files, and swapped in whole with [`Registry::reconfigure`]: checked first for every part, refused
+//! with every reason or applied as one step that no reader sees half done.
 
 mod collector;
+mod config;
+mod config_apply;
+mod config_diff;
+mod config_error;
 mod error;
 mod exposition;
 mod family;
@@ -17,6 +25,10 @@ mod registry;
 mod settings;
 
 pub use collector::{Collector, Sample};
+pub use config::Configuration;
+pub use config_apply::Reconfigured;
+pub use config_diff::Change;
+pub use config_error::{EntryError, ParseError, ParseErrors, ReconfigureError, Refusal};
 pub use error::RegistryError;
 pub use exposition::PREFIX;
 pub use family::{Family, MetricKind};

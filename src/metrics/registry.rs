@@ -5,6 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
+use super::config_apply::Swap;
 use super::labels::NAME_LABEL;
 use super::{exposition, Collector, Labels, Observe, Observer, RegistryError, Sample};
 
@@ -37,6 +38,8 @@ use super::{exposition, Collector, Labels, Observe, Observer, RegistryError, Sam
 #[derive(Clone, Default)]
 pub struct Registry {
     inner: Arc<Mutex<Vec<Entry>>>,
+    /// Live reconfiguration's lock and version (see `config_apply.rs`).
+    pub(super) swap: Arc<Swap>,
 }
 
 #[derive(Clone)]
@@ -140,6 +143,15 @@ impl Registry {
         samples
     }
 
+    /// Every registered part's name and observer, alive or not, copied so that callers use them outside the lock.
+    pub(super) fn observers(&self) -> Vec<(Arc<str>, Arc<dyn Observer>)> {
+        self.inner
+            .lock()
+            .iter()
+            .map(|e| (Arc::clone(&e.name), Arc::clone(&e.observer)))
+            .collect()
+    }
+
     /// The Prometheus text exposition (format 0.0.4) of every live part: `# HELP` and `# TYPE` lines, names
     /// prefixed `tidegate_`, label values escaped, families sorted by name and series by labels. The same state
     /// renders byte for byte the same text whatever the registration order, the hash seed or the process.
@@ -164,7 +176,7 @@ fn is_alive(entry: &Entry) -> bool {
         .collect(&mut Collector::new(&mut scratch, &entry.labels))
 }
 
-fn is_valid_part_name(name: &str) -> bool {
+pub(super) fn is_valid_part_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
