@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
+use common::reload::Reloader;
 use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{Connection, Group, Shutdown};
+use tidegate::metrics::Registry;
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::task::TaskTracker;
@@ -37,6 +39,8 @@ usage: broadcast_server [flags]
   --workers N            runtime threads (default: one per core)
   --low BYTES            write queue writable again at or below this (default 32768)
   --high BYTES           write queue unwritable (frames skipped) above this (default 65536)
+  --config FILE          live limits, `name.key = value` lines (see tidegate::metrics::Configuration),
+                         applied at start and again on SIGHUP; changes or refusals logged on stderr
   --stats                one stats line a second on stdout";
 
 /// How long subscribers may take to deliver what they queued once a shutdown begins.
@@ -55,6 +59,7 @@ struct Options {
     low: usize,
     high: usize,
     stats: bool,
+    config: Option<String>,
 }
 
 impl Options {
@@ -69,6 +74,7 @@ impl Options {
                 "workers",
                 "low",
                 "high",
+                "config",
             ],
             &["stats"],
         )?;
@@ -96,6 +102,7 @@ impl Options {
             low: flags.get("low", 32 * 1024)?,
             high: flags.get("high", 64 * 1024)?,
             stats: flags.switch("stats"),
+            config: flags.text("config").map(str::to_owned),
         })
     }
 }
@@ -108,6 +115,12 @@ fn main() {
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
+    let registry = Registry::new();
+    let mut reloader = options
+        .config
+        .as_deref()
+        .map(|path| Reloader::new(path, &registry))
+        .transpose()?;
     let (_limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
     // One codec for both directions: its maximum bounds what subscribers may send, and must admit our frames.
     let codec = LengthFieldCodec::new(MAX_INBOUND.max(options.size + 4));
@@ -139,6 +152,10 @@ async fn serve(options: Options) -> io::Result<()> {
     let readers = TaskTracker::new();
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Some(reloader) = &reloader {
+        // A file that cannot apply at start ends the server: it would otherwise run with limits nobody chose.
+        reloader.start().map_err(io::Error::other)?;
+    }
     say(format_args!(
         "broadcast_server listening on {}",
         listener.local_addr()?
@@ -148,6 +165,11 @@ async fn serve(options: Options) -> io::Result<()> {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             signal = signals.recv() => break signal,
+            _ = Reloader::hangup(&mut reloader) => {
+                // Refusals are logged and change nothing: the server goes on with the limits it has.
+                let _ = reloader.as_ref().expect("only with --config").reload();
+                continue;
+            }
             _ = second.tick(), if options.stats => {
                 let m = fans.metrics();
                 say(format_args!(

@@ -19,9 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::reload::Reloader;
 use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{ConnClose, Connection, Group, IdleTimeout, Shutdown};
+use tidegate::metrics::Registry;
 use tokio_util::task::TaskTracker;
 
 const USAGE: &str = "\
@@ -33,6 +35,8 @@ usage: echo_server [flags]
   --low BYTES            write queue writable again at or below this (default 32768)
   --high BYTES           write queue unwritable (reading pauses) above this (default 65536)
   --evict-after-ms MS    close a peer unwritable this long (default 10000; 0: never)
+  --config FILE          live limits, `name.key = value` lines (see tidegate::metrics::Configuration),
+                         applied at start and again on SIGHUP; changes or refusals logged on stderr
   --stats                one stats line a second on stdout";
 
 /// How long connections may take to deliver what they queued once a shutdown begins.
@@ -51,6 +55,7 @@ struct Options {
     high: usize,
     evict_after: Option<Duration>,
     stats: bool,
+    config: Option<String>,
 }
 
 impl Options {
@@ -64,6 +69,7 @@ impl Options {
                 "low",
                 "high",
                 "evict-after-ms",
+                "config",
             ],
             &["stats"],
         )?;
@@ -83,6 +89,7 @@ impl Options {
             high: flags.get("high", 64 * 1024)?,
             evict_after: (evict_ms > 0).then(|| Duration::from_millis(evict_ms)),
             stats: flags.switch("stats"),
+            config: flags.text("config").map(str::to_owned),
         })
     }
 }
@@ -125,6 +132,12 @@ fn main() {
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
+    let registry = Registry::new();
+    let mut reloader = options
+        .config
+        .as_deref()
+        .map(|path| Reloader::new(path, &registry))
+        .transpose()?;
     let (limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
@@ -155,6 +168,10 @@ async fn serve(options: Options) -> io::Result<()> {
     let handlers = TaskTracker::new();
     let mut second = tokio::time::interval(Duration::from_secs(1));
     second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    if let Some(reloader) = &reloader {
+        // A file that cannot apply at start ends the server: it would otherwise run with limits nobody chose.
+        reloader.start().map_err(io::Error::other)?;
+    }
     say(format_args!(
         "echo_server listening on {}",
         listener.local_addr()?
@@ -164,6 +181,11 @@ async fn serve(options: Options) -> io::Result<()> {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             signal = signals.recv() => break signal,
+            _ = Reloader::hangup(&mut reloader) => {
+                // Refusals are logged and change nothing: the server goes on with the limits it has.
+                let _ = reloader.as_ref().expect("only with --config").reload();
+                continue;
+            }
             _ = second.tick(), if options.stats => {
                 let queues = queues.as_ref().expect("stats on");
                 queues.prune();

@@ -1,6 +1,8 @@
 //! What the example servers share: hand-parsed flags, the runtime, the signals that end them and the RSS figure of
 //! their stats lines. No dependency beyond the crate's own.
 
+pub mod reload;
+
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::str::FromStr;
