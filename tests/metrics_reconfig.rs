@@ -654,6 +654,23 @@ impl Load {
         load
     }
 
+    /// The read and write budgets' limits and the pair's low limit, as one collection reports them.
+    fn scraped_limits(&self) -> (u64, u64, u64) {
+        let samples = self.registry.collect();
+        let find = |family: &str, name: &str| {
+            samples
+                .iter()
+                .find(|s| s.family.name() == family && s.labels.get("name") == Some(name))
+                .map(|s| s.value as u64)
+                .unwrap_or_else(|| panic!("no {family} for {name}"))
+        };
+        (
+            find("budget_limit_bytes", "load.read"),
+            find("budget_limit_bytes", "load.write"),
+            find("test_pair_low", "load.pair"),
+        )
+    }
+
     /// Each part's own limits, read from the parts' handles.
     fn limits(&self) -> (u64, u64, (u64, u64)) {
         (
@@ -813,6 +830,12 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
                         &config_b
                     };
                     assert_eq!(&seen, expected, "version {version} read mixed");
+                    // A scrape, too, reports limits from one configuration.
+                    let scraped = load.scraped_limits();
+                    assert!(
+                        scraped == (A.0, A.1, A.2 .0) || scraped == (B.0, B.1, B.2 .0),
+                        "scrape mixed: {scraped:?}"
+                    );
                     let (read, write, pair) = load.limits();
                     assert!(read == A.0 || read == B.0, "read limit {read}");
                     assert!(write == A.1 || write == B.1, "write limit {write}");

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 
 use super::config_diff::{diff_settings, Change};
 use super::config_error::{ReconfigureError, Refusal};
@@ -17,6 +17,15 @@ use super::{Collector, Configuration, Labels, Observer, Registry, Settings};
 pub(super) struct Swap {
     lock: RwLock<()>,
     version: AtomicU64,
+}
+
+impl Swap {
+    /// Holds off reconfigurations while the guard lives, so what is read meanwhile is from one configuration.
+    /// Fair to a waiting reconfiguration (a stream of scrapes cannot starve it), hence not re-entrant: nothing
+    /// may take it again while holding it.
+    pub(super) fn reading(&self) -> RwLockReadGuard<'_, ()> {
+        self.lock.read()
+    }
 }
 
 /// What [`Registry::reconfigure`] did: the configuration's new version and every limit it changed.
@@ -95,7 +104,7 @@ impl Registry {
     /// [`configuration_version`](Self::configuration_version) it was read at: no reconfiguration happened between
     /// reading the two.
     pub fn versioned_configuration(&self) -> (u64, Configuration) {
-        let _reading = self.swap.lock.read();
+        let _reading = self.swap.reading();
         let version = self.swap.version.load(Ordering::Acquire);
         let mut config = Configuration::new();
         for (name, observer) in self.observers() {

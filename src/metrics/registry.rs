@@ -120,7 +120,11 @@ impl Registry {
     }
 
     /// Every series of every live part, sorted by family name then labels, and forgets the parts that are gone.
+    /// A collection does not overlap a [`reconfigure`](Self::reconfigure): the limits it reports are from one
+    /// configuration.
     pub fn collect(&self) -> Vec<Sample> {
+        // Limits reported here (`budget_limit_bytes`) are all from before a reconfiguration or all from after it.
+        let _consistent = self.swap.reading();
         let entries: Vec<Entry> = self.inner.lock().clone();
         let mut samples = Vec::new();
         let mut gone = Vec::new();
