@@ -133,6 +133,7 @@
 ))]
 
 mod loom;
+mod trace;
 
 /// The README's code blocks, compiled as doc tests so that the servers it shows keep building.
 #[cfg(doctest)]

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{
-    Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder,
-    SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString,
+    Unit,
 };
 use tidegate::metrics::{FacadeForwarder, Labels, Registry};
 use tidegate::MemoryBudget;
@@ -160,7 +160,9 @@ fn gauges_are_set_and_counters_absolute_with_the_samples_labels() {
     let expected = labels(&[("name", "conns"), ("region", "eu")]);
     let ops = recording.ops_of("conns");
     assert_eq!(Some(ops.len()), forwarded, "one call per sample: {ops:?}");
-    assert!(ops.iter().all(|(name, l, _)| name.starts_with("tidegate_") && *l == expected));
+    assert!(ops
+        .iter()
+        .all(|(name, l, _)| name.starts_with("tidegate_") && *l == expected));
     assert!(ops.contains(&(
         "tidegate_budget_used_bytes".into(),
         expected.clone(),
