@@ -29,6 +29,9 @@ struct Log {
     descriptions: Vec<(String, String)>,
 }
 
+/// A call as seen by a test: metric name, labels in order, the call.
+type Call = (String, Vec<(String, String)>, Op);
+
 /// A recorder that keeps every call, in order.
 #[derive(Debug, Clone, Default)]
 struct Recording(Arc<Mutex<Log>>);
@@ -79,7 +82,7 @@ impl Recording {
     }
 
     /// The calls made on series whose `name` label is `part`, as (metric name, labels, op).
-    fn ops_of(&self, part: &str) -> Vec<(String, Vec<(String, String)>, Op)> {
+    fn ops_of(&self, part: &str) -> Vec<Call> {
         let log = self.0.lock().unwrap();
         log.ops
             .iter()
