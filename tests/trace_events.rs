@@ -317,3 +317,139 @@ async fn until_rejected(listener: &LimitedListener, n: u64) {
         .await
         .expect("the connections were rejected");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_listener_paused_at_the_global_limit_warns_with_the_limit() {
+    let (capture, _guard) = Capture::install();
+    let listener = LimitedListener::builder()
+        .limiter(ConnectionLimiter::new(0))
+        .over_limit(OverLimit::Pause)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let paused = timeout(Duration::from_millis(50), listener.accept()).await;
+        assert!(paused.is_err(), "nothing is admitted at a limit of 0");
+    }
+    assert!(listener.metrics().pauses >= 3);
+    let warns = capture.events(Level::WARN, "tidegate::conn");
+    assert_eq!(warns.len(), 1, "one per second: {warns:?}");
+    assert_eq!(warns[0].field("limit"), Some("0"));
+}
+
+#[cfg(target_os = "linux")]
+const EMFILE_CHILD: &str = "TIDEGATE_TRACE_EMFILE_CHILD";
+#[cfg(target_os = "linux")]
+const EMFILE_TEST: &str = "accept_backoff_out_of_descriptors_warns_at_most_once_a_second";
+#[cfg(target_os = "linux")]
+const EMFILE_OK: &str = "emfile trace scenario passed";
+
+/// Out of descriptors, `accept` backs off again and again; the warnings follow the clock, not the attempts. The
+/// scenario lowers `RLIMIT_NOFILE`, so it runs in a child process: this test binary again, filtered to this test.
+#[cfg(target_os = "linux")]
+#[test]
+fn accept_backoff_out_of_descriptors_warns_at_most_once_a_second() {
+    if std::env::var_os(EMFILE_CHILD).is_some() {
+        return emfile_scenario();
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([EMFILE_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(EMFILE_CHILD, "1")
+        .output()
+        .expect("re-run the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.contains(EMFILE_OK),
+        "child failed: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+}
+
+#[cfg(target_os = "linux")]
+fn emfile_scenario() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (capture, _guard) = Capture::install();
+        let listener = LimitedListener::builder()
+            .limiter(ConnectionLimiter::new(64))
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // No descriptor free: the soft limit a little above the highest open one, every number below it taken.
+        let limit = highest_open_fd() + 4;
+        set_soft_nofile(limit);
+        let mut fillers = Vec::new();
+        let out = loop {
+            match std::fs::File::open("/dev/null") {
+                Ok(file) => fillers.push(file),
+                Err(err) => break err,
+            }
+            assert!(
+                fillers.len() as u64 <= limit,
+                "the limit did not take effect"
+            );
+        };
+        assert_eq!(out.raw_os_error(), Some(libc::EMFILE));
+
+        // On the paused clock the backoff's sleeps pass at once: 3.5 s is about a dozen attempts.
+        let stuck = timeout(Duration::from_millis(3500), listener.accept()).await;
+        assert!(stuck.is_err(), "accepted with no descriptor free");
+        let backoffs = listener.metrics().backoffs;
+        let warns = capture.events(Level::WARN, "tidegate::conn");
+        assert!(
+            (2..=4).contains(&warns.len()),
+            "{backoffs} backoffs: {warns:?}"
+        );
+        assert!(backoffs as usize > warns.len() + 4, "{backoffs} backoffs");
+        assert!(warns[0].field("error").unwrap().contains("os error 24"));
+        assert!(warns.iter().all(|w| w.field("delay").is_some()));
+        let reported: u64 = warns
+            .iter()
+            .map(|w| w.field("suppressed").unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert!(
+            reported > 0,
+            "the held-back backoffs are reported: {warns:?}"
+        );
+        assert!(reported + warns.len() as u64 <= backoffs);
+        drop(fillers);
+        println!("{EMFILE_OK}: {backoffs} backoffs, {} warnings", warns.len());
+    });
+}
+
+#[cfg(target_os = "linux")]
+fn highest_open_fd() -> u64 {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+fn set_soft_nofile(soft: u64) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit for the duration of both calls.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        assert!(
+            soft <= limit.rlim_max,
+            "hard limit {} too low",
+            limit.rlim_max
+        );
+        limit.rlim_cur = soft;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+}
