@@ -170,7 +170,7 @@
 //! | a decoder refuses a frame: too long, or a malformed length header | `DEBUG` | `len`, `max`, `policy` / `error` |
 //! | a listener rejects a connection over the per-address limit, or skips a failed accept | `DEBUG` | `refusal` / `error` |
 //! | an executor refuses a task (full, overloaded, timed out; not when shut down) | `WARN` | `refusal` |
-//! | a memory budget refuses a reservation | `WARN` | `requested`, `refusal` |
+//! | a memory budget refuses a reservation | `WARN` | `refusal` (requested, used, limit) |
 //! | a listener backs off on resource exhaustion (`EMFILE`, `ENOBUFS`, ...) | `WARN` | `error`, `delay` |
 //! | a listener rejects or pauses at the global connection limit | `WARN` | `refusal` / `limit` |
 //!

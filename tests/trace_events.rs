@@ -156,14 +156,24 @@ async fn an_exhausted_budget_warns_with_its_numbers() {
     }
     let warns = capture.events(Level::WARN, "tidegate::budget");
     assert_eq!(warns.len(), 1, "{warns:?}");
-    assert_eq!(warns[0].field("requested"), Some("30"));
     let refusal = warns[0].field("refusal").unwrap();
     assert!(
-        refusal.contains("used: 80") && refusal.contains("limit: 100"),
+        refusal.contains("Exhausted")
+            && refusal.contains("requested: 30")
+            && refusal.contains("used: 80")
+            && refusal.contains("limit: 100"),
         "{refusal}"
     );
     // Granted reservations are not events.
     assert_eq!(capture.tidegate().len(), 1);
+
+    // The event names the error the caller gets: a request that can never fit is not "exhausted".
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert!(budget.try_reserve(200).is_err());
+    let warns = capture.events(Level::WARN, "tidegate::budget");
+    assert_eq!(warns.len(), 2, "{warns:?}");
+    assert!(warns[1].field("refusal").unwrap().contains("ExceedsLimit"));
+    assert_eq!(warns[1].field("suppressed"), Some("49"));
 }
 
 #[test]

@@ -25,7 +25,10 @@ use super::{MetricKind, Registry, Sample, PREFIX};
 /// The forwarder holds the registry weakly: [`run`](Self::run) ends when every handle to the registry has been
 /// dropped, or when its cancellation token is cancelled (the process-wide [`Registry::global`] is never dropped).
 /// A series whose part was dropped is no longer updated; the recorder keeps its last value, as it does for any
-/// series nobody touches.
+/// series nobody touches. A part registered anew under a dropped part's name and labels starts its counters at
+/// zero again, but the facade's own atomic counters keep the largest absolute value they were given, so that
+/// series stays flat until the new part's total passes the old one: give a replacement part a new name (or a
+/// label such as a generation) when its counters matter.
 ///
 /// # Examples
 ///
