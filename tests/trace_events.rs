@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tidegate::codec::{CodecError, LengthFieldCodec, LineCodec};
-use tidegate::conn::{ConnectionLimiter, LimitedListener, OverLimit};
+use tidegate::conn::{Connection, ConnectionLimiter, LimitedListener, OverLimit, Shutdown};
 use tidegate::watermark::{CloseReason, Limits, WatermarkWriter};
 use tidegate::{BoundedExecutor, MemoryBudget};
 use tokio::time::timeout;
@@ -270,6 +270,46 @@ async fn an_evicted_peer_is_a_debug_event() {
     assert!(debug[0].field("reason").unwrap().contains("evicted"));
     assert_eq!(debug[0].field("held_frames"), Some("1"));
     assert!(capture.events(Level::WARN, "tidegate").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_writer_cut_at_the_drain_timeout_is_a_debug_event() {
+    let (capture, _guard) = Capture::install();
+    let shutdown = Shutdown::new();
+    let mut builder = Connection::builder();
+    builder
+        .shutdown(&shutdown)
+        .drain_timeout(Duration::from_secs(2))
+        .evict_after(None)
+        .stall_timeout(None);
+    // The peer never reads: an answer larger than the pipe cannot drain.
+    let (io, _peer) = tokio::io::duplex(1024);
+    let conn = builder
+        .build(
+            io,
+            LengthFieldCodec::new(1 << 16),
+            LengthFieldCodec::new(1 << 16),
+        )
+        .unwrap();
+    conn.sender()
+        .try_send(Bytes::from(vec![7; 8000]))
+        .expect("under the hard mark");
+    let report = timeout(
+        Duration::from_secs(10),
+        shutdown.shutdown(Duration::from_secs(5)),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.drained, report.cut), (0, 1), "{report:?}");
+
+    let cut: Vec<_> = capture
+        .events(Level::DEBUG, "tidegate::conn")
+        .into_iter()
+        .filter(|e| e.field("drain").is_some())
+        .collect();
+    assert_eq!(cut.len(), 1, "{:?}", capture.tidegate());
+    assert_eq!(cut[0].field("drain"), Some("2s"));
+    drop(conn);
 }
 
 async fn listener(limiter: ConnectionLimiter) -> (LimitedListener, SocketAddr) {
