@@ -106,7 +106,9 @@ impl MemoryBudget {
             Ok(()) => Ok(Reservation::new(self.clone(), bytes)),
             Err(err) => {
                 self.node.refused.fetch_add(1, Ordering::Relaxed);
-                Err(self.node.never_fits(bytes).unwrap_or(err))
+                let err = self.node.never_fits(bytes).unwrap_or(err);
+                crate::trace::warn_limited!("memory budget refused a reservation", refusal = ?err);
+                Err(err)
             }
         }
     }

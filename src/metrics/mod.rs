@@ -13,6 +13,8 @@
 mod collector;
 mod error;
 mod exposition;
+#[cfg(feature = "metrics")]
+mod facade;
 mod family;
 mod labels;
 mod observer;
@@ -23,6 +25,8 @@ mod settings;
 pub use collector::{Collector, Sample};
 pub use error::RegistryError;
 pub use exposition::PREFIX;
+#[cfg(feature = "metrics")]
+pub use facade::FacadeForwarder;
 pub use family::{Family, MetricKind};
 pub use labels::{Labels, NAME_LABEL};
 pub use observer::{Observe, Observer};

@@ -1,7 +1,7 @@
 //! The registry: named, labelled, weakly held parts, collected on demand.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
@@ -159,6 +159,24 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("parts", &self.inner.lock().len())
             .finish()
+    }
+}
+
+/// A registry handle that does not keep the registry alive: a background task holding one ends with the
+/// registry (the `metrics` feature's forwarder does).
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+#[derive(Clone)]
+pub(crate) struct WeakRegistry(Weak<Mutex<Vec<Entry>>>);
+
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+impl WeakRegistry {
+    pub(crate) fn new(registry: &Registry) -> Self {
+        WeakRegistry(Arc::downgrade(&registry.inner))
+    }
+
+    /// The registry, while any [`Registry`] handle to it lives.
+    pub(crate) fn upgrade(&self) -> Option<Registry> {
+        self.0.upgrade().map(|inner| Registry { inner })
     }
 }
 
