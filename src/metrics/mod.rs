@@ -6,21 +6,30 @@
 //!
 //! The registry holds parts weakly and reads them only when collecting, so it costs nothing on hot paths and a
 //! dropped part leaves it.
+#![doc = include_str!("serving.md")]
 
 mod collector;
+mod diff;
 mod error;
 mod exposition;
 mod family;
 mod labels;
+mod leak_report;
 mod observer;
+mod outstanding;
 mod registry;
 mod settings;
+mod snapshot;
 
 pub use collector::{Collector, Sample};
+pub use diff::{Change, Diff};
 pub use error::RegistryError;
 pub use exposition::PREFIX;
 pub use family::{Family, MetricKind};
 pub use labels::{Labels, NAME_LABEL};
+pub use leak_report::{LeakReport, PartLeaks};
 pub use observer::{Observe, Observer};
+pub use outstanding::{LeakSite, Outstanding};
 pub use registry::Registry;
 pub use settings::Settings;
+pub use snapshot::Snapshot;
