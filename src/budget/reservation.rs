@@ -132,11 +132,7 @@ impl Reservation {
             self.budget.ptr_eq(&other.budget),
             "Reservation::merge across different budgets"
         );
-        other
-            .budget
-            .node
-            .leaks
-            .untrack(std::mem::take(&mut other.leak_id));
+        // `other` is dropped on return with no bytes, which also drops its record.
         let bytes = self.bytes + std::mem::take(&mut other.bytes);
         self.set_bytes(bytes);
     }
