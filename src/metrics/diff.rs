@@ -160,6 +160,7 @@ impl Diff {
     }
 
     /// Keeps the `n` largest growths and the `n` largest drops; the table says how many were left out.
+    #[must_use = "top returns the shortened diff"]
     pub fn top(mut self, n: usize) -> Diff {
         self.left_out.0 += self.grew.len().saturating_sub(n);
         self.left_out.1 += self.shrank.len().saturating_sub(n);
@@ -169,6 +170,7 @@ impl Diff {
     }
 
     /// Keeps only the changes `keep` accepts (one family, only byte gauges, one listener's parts ...), in order.
+    #[must_use = "retain returns the filtered diff"]
     pub fn retain(mut self, mut keep: impl FnMut(&Change) -> bool) -> Diff {
         let (grew, shrank) = (self.grew.len(), self.shrank.len());
         self.grew.retain(&mut keep);

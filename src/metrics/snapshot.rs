@@ -70,7 +70,8 @@ impl Snapshot {
         self.samples.is_empty()
     }
 
-    /// What changed since `earlier`: see [`Diff`].
+    /// What changed since `earlier`, the older snapshot: see [`Diff`]. (Given a newer one, the changes come out
+    /// reversed and the elapsed time as zero.)
     pub fn diff(&self, earlier: &Snapshot) -> Diff {
         Diff::between(earlier, self)
     }
