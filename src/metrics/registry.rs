@@ -40,10 +40,10 @@ pub struct Registry {
 }
 
 #[derive(Clone)]
-struct Entry {
-    name: Arc<str>,
-    labels: Labels,
-    observer: Arc<dyn Observer>,
+pub(super) struct Entry {
+    pub(super) name: Arc<str>,
+    pub(super) labels: Labels,
+    pub(super) observer: Arc<dyn Observer>,
 }
 
 impl Registry {
@@ -114,6 +114,11 @@ impl Registry {
             .collect();
         names.sort_unstable();
         names
+    }
+
+    /// The registered parts, copied out so that observers are called outside the lock.
+    pub(super) fn entries(&self) -> Vec<Entry> {
+        self.inner.lock().clone()
     }
 
     /// Every series of every live part, sorted by family name then labels, and forgets the parts that are gone.
