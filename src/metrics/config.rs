@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use super::config_diff::{self, Change};
+use super::config_diff::{self, LimitChange};
 use super::config_error::{EntryError, ParseError, ParseErrors};
 use super::registry::is_valid_part_name;
 use super::Settings;
@@ -146,7 +146,7 @@ impl Configuration {
         self.parts.is_empty()
     }
 
-    /// What changed from `self` to `newer`, one [`Change`] per `name.key` whose value differs or that only one of
+    /// What changed from `self` to `newer`, one [`LimitChange`] per `name.key` whose value differs or that only one of
     /// them has, sorted by name then key. Each prints as `name.key: old -> new`, for a log line.
     ///
     /// # Examples
@@ -160,7 +160,7 @@ impl Configuration {
     /// assert_eq!(changes, ["a.limit: 10 -> 20"]);
     /// # Ok::<(), tidegate::metrics::ParseErrors>(())
     /// ```
-    pub fn diff(&self, newer: &Configuration) -> Vec<Change> {
+    pub fn diff(&self, newer: &Configuration) -> Vec<LimitChange> {
         let mut changes = Vec::new();
         let names: std::collections::BTreeSet<&String> =
             self.parts.keys().chain(newer.parts.keys()).collect();

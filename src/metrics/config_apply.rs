@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::{RwLock, RwLockReadGuard};
 
-use super::config_diff::{diff_settings, Change};
+use super::config_diff::{diff_settings, LimitChange};
 use super::config_error::{ReconfigureError, Refusal};
 use super::{Collector, Configuration, Labels, Observer, Registry, Settings};
 
@@ -34,7 +34,7 @@ impl Swap {
 #[derive(Clone, PartialEq, Eq)]
 pub struct Reconfigured {
     version: u64,
-    changes: Vec<Change>,
+    changes: Vec<LimitChange>,
 }
 
 impl Reconfigured {
@@ -45,7 +45,7 @@ impl Reconfigured {
     }
 
     /// Every limit that changed, sorted by part then key; empty if the configuration changed nothing.
-    pub fn changes(&self) -> &[Change] {
+    pub fn changes(&self) -> &[LimitChange] {
         &self.changes
     }
 }

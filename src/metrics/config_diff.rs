@@ -25,14 +25,14 @@ use super::Settings;
 /// # Ok::<(), tidegate::metrics::ParseErrors>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Change {
+pub struct LimitChange {
     part: String,
     key: String,
     old: Option<Option<u64>>,
     new: Option<Option<u64>>,
 }
 
-impl Change {
+impl LimitChange {
     /// The part's name.
     pub fn part(&self) -> &str {
         &self.part
@@ -54,7 +54,7 @@ impl Change {
     }
 }
 
-impl fmt::Display for Change {
+impl fmt::Display for LimitChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -67,9 +67,9 @@ impl fmt::Display for Change {
     }
 }
 
-impl fmt::Debug for Change {
+impl fmt::Debug for LimitChange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Change({self})")
+        write!(f, "LimitChange({self})")
     }
 }
 
@@ -86,12 +86,17 @@ impl fmt::Display for Shown {
 }
 
 /// Appends to `out` one change per key of `part` whose value differs between `old` and `new`, sorted by key.
-pub(super) fn diff_settings(part: &str, old: &Settings, new: &Settings, out: &mut Vec<Change>) {
+pub(super) fn diff_settings(
+    part: &str,
+    old: &Settings,
+    new: &Settings,
+    out: &mut Vec<LimitChange>,
+) {
     let keys: BTreeSet<&str> = old.iter().chain(new.iter()).map(|(key, _)| key).collect();
     for key in keys {
         let (before, after) = (old.get(key), new.get(key));
         if before != after {
-            out.push(Change {
+            out.push(LimitChange {
                 part: part.to_owned(),
                 key: key.to_owned(),
                 old: before,

@@ -1,7 +1,7 @@
 //! The registry: named, labelled, weakly held parts, collected on demand.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
@@ -43,10 +43,10 @@ pub struct Registry {
 }
 
 #[derive(Clone)]
-struct Entry {
-    name: Arc<str>,
-    labels: Labels,
-    observer: Arc<dyn Observer>,
+pub(super) struct Entry {
+    pub(super) name: Arc<str>,
+    pub(super) labels: Labels,
+    pub(super) observer: Arc<dyn Observer>,
 }
 
 impl Registry {
@@ -119,6 +119,11 @@ impl Registry {
         names
     }
 
+    /// The registered parts, copied out so that observers are called outside the lock.
+    pub(super) fn entries(&self) -> Vec<Entry> {
+        self.inner.lock().clone()
+    }
+
     /// Every series of every live part, sorted by family name then labels, and forgets the parts that are gone.
     /// A collection does not overlap a [`reconfigure`](Self::reconfigure): the limits it reports are from one
     /// configuration.
@@ -139,10 +144,13 @@ impl Registry {
                 .lock()
                 .retain(|e| !gone.iter().any(|g| Arc::ptr_eq(g, &e.observer)));
         }
+        // A total order on everything a sample shows, so that no tie is left to the order parts were registered
+        // or reported in.
         samples.sort_by(|a, b| {
             (a.family.name(), &a.labels)
                 .cmp(&(b.family.name(), &b.labels))
                 .then(a.value.total_cmp(&b.value))
+                .then(a.family.help().cmp(b.family.help()))
         });
         samples
     }
@@ -159,6 +167,9 @@ impl Registry {
     /// The Prometheus text exposition (format 0.0.4) of every live part: `# HELP` and `# TYPE` lines, names
     /// prefixed `tidegate_`, label values escaped, families sorted by name and series by labels. The same state
     /// renders byte for byte the same text whatever the registration order, the hash seed or the process.
+    ///
+    /// Families of different parts that share a name render as one (with the help text that sorts first), and a
+    /// series a faulty observer reports twice renders once (with the smaller value), so the text stays valid.
     pub fn render_prometheus(&self) -> String {
         exposition::render(&self.collect())
     }
@@ -169,6 +180,28 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("parts", &self.inner.lock().len())
             .finish()
+    }
+}
+
+/// A registry handle that does not keep the registry alive: a background task holding one ends with the
+/// registry (the `metrics` feature's forwarder does).
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+#[derive(Clone)]
+pub(crate) struct WeakRegistry(Weak<Mutex<Vec<Entry>>>, Arc<Swap>);
+
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+impl WeakRegistry {
+    pub(crate) fn new(registry: &Registry) -> Self {
+        // The reconfiguration lock and version are held strongly: they are small and keep no part alive.
+        WeakRegistry(Arc::downgrade(&registry.inner), Arc::clone(&registry.swap))
+    }
+
+    /// The registry, while any [`Registry`] handle to it lives.
+    pub(crate) fn upgrade(&self) -> Option<Registry> {
+        self.0.upgrade().map(|inner| Registry {
+            inner,
+            swap: Arc::clone(&self.1),
+        })
     }
 }
 
