@@ -19,6 +19,8 @@
 //! curl -s 127.0.0.1:9101/diff
 //! ```
 
+// Flags, `say`, the runtime and the limited bind are used; not the stats helpers.
+#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeMap;

@@ -2,6 +2,8 @@
 //! loopback HTTP, what it reports moves as clients echo, and what a client sends to the admin port is bounded in
 //! size and time.
 
+// Each test binary uses part of the support module.
+#[allow(dead_code)]
 #[path = "support/metrics_endpoint.rs"]
 mod support;
 
