@@ -175,7 +175,8 @@ struct Echo {
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
     let registry = Registry::new();
-    let (_, listener) = common::bind_limited(&options.listen.to_string(), options.max_conns).await?;
+    let (_, listener) =
+        common::bind_limited(&options.listen.to_string(), options.max_conns).await?;
     let budget = MemoryBudget::new(options.budget);
     let pool = BufPool::builder()
         .max_outstanding_bytes(options.pool_bytes)
@@ -222,7 +223,8 @@ async fn serve(options: Options) -> io::Result<()> {
         timeout: options.admin_timeout,
         baseline: Mutex::new(registry.collect()),
     };
-    let (_, admin_listener) = common::bind_limited(&options.admin.to_string(), ADMIN_CONNECTIONS).await?;
+    let (_, admin_listener) =
+        common::bind_limited(&options.admin.to_string(), ADMIN_CONNECTIONS).await?;
     say(format_args!(
         "metrics_endpoint echo listening on {}",
         listener.local_addr()?
@@ -382,9 +384,7 @@ impl Response {
 impl Admin {
     async fn handle(&self, mut stream: TcpStream) {
         let response = match tokio::time::timeout(self.timeout, read_head(&mut stream)).await {
-            Err(_) => {
-                Response::text("408 Request Timeout", "request head not received in time\n")
-            }
+            Err(_) => Response::text("408 Request Timeout", "request head not received in time\n"),
             Ok(Err(HeadError::TooLarge)) => Response::text(
                 "431 Request Header Fields Too Large",
                 format!("request head over {MAX_REQUEST_HEAD} bytes\n"),

@@ -100,7 +100,10 @@ fn the_scanner_finds_names_inside_functions_and_selectors() {
     )
     .unwrap();
     let names: Vec<String> = queried_series(&json).into_iter().collect();
-    assert_eq!(names, ["tidegate_a_total", "tidegate_b", "tidegate_c_bytes"]);
+    assert_eq!(
+        names,
+        ["tidegate_a_total", "tidegate_b", "tidegate_c_bytes"]
+    );
     assert!(parse(r#"{"a": [1, 2,]}"#).is_none());
     assert!(parse(r#"{"a": "\u00e9\n"} x"#).is_none());
     assert!(parse("[01]").is_none() && parse("[1.]").is_none() && parse("[+1]").is_none());
@@ -139,7 +142,9 @@ fn metric_names(expr: &str) -> Vec<String> {
     while i < bytes.len() {
         let starts_word = i == 0 || !is_ident(bytes[i - 1]);
         if starts_word && bytes[i..].starts_with(b"tidegate_") {
-            let end = (i..bytes.len()).find(|&j| !is_ident(bytes[j])).unwrap_or(bytes.len());
+            let end = (i..bytes.len())
+                .find(|&j| !is_ident(bytes[j]))
+                .unwrap_or(bytes.len());
             names.push(expr[i..end].to_owned());
             i = end;
         } else {
@@ -301,7 +306,8 @@ impl Parser<'_> {
                         b't' => '\t',
                         // Surrogate pairs do not occur in the dashboard; a lone one is refused.
                         b'u' => {
-                            let hex = std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
+                            let hex =
+                                std::str::from_utf8(self.bytes.get(self.at..self.at + 4)?).ok()?;
                             self.at += 4;
                             char::from_u32(u32::from_str_radix(hex, 16).ok()?)?
                         }

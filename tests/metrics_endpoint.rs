@@ -7,7 +7,7 @@
 #[path = "support/metrics_endpoint.rs"]
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -62,7 +62,7 @@ fn each_path_answers_with_its_status_and_type_and_closes() {
         assert!(number.parse::<f64>().is_ok(), "no value in {line:?}");
     }
 
-    for path in ["/leaks", "/diff", "/diff?since=start"] {
+    for path in ["/leaks", "/diff", "/diff?from=start"] {
         let answer = server.get(path);
         assert_eq!(answer.status, 200, "{path}: {}", answer.head);
         assert_eq!(
@@ -128,7 +128,9 @@ fn leaks_show_what_a_peer_that_does_not_read_holds_until_it_leaves() {
     let _serial = serial();
     let server = Endpoint::start(&["--leak-age-ms", "100", "--evict-after-ms", "0"]);
     let mut stuck = connect(server.echo);
-    stuck.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+    stuck
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     // Frames until the server stops reading: its answers fill the socket buffers, then its queue.
     let big = frame(&vec![7u8; 60 * 1024]);
     let mut sent = 0usize;
@@ -148,7 +150,11 @@ fn leaks_show_what_a_peer_that_does_not_read_holds_until_it_leaves() {
     .expect("/leaks lists the answers queued for the peer");
     assert!(!listed.contains(" 0 outstanding"), "{listed}");
     let metrics = server.scrape();
-    let used = value(&metrics, r#"tidegate_budget_used_bytes{name="connections"}"#).unwrap();
+    let used = value(
+        &metrics,
+        r#"tidegate_budget_used_bytes{name="connections"}"#,
+    )
+    .unwrap();
     assert!(used > 0.0, "the stuck queue is charged to the budget");
 
     drop(stuck);
@@ -182,7 +188,8 @@ fn a_slow_request_head_is_cut_at_the_timeout_without_holding_others() {
     let server = Endpoint::start(&["--admin-timeout-ms", "500"]);
     let started = Instant::now();
     let mut slow = connect(server.admin);
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: local").unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: local")
+        .unwrap();
     // Served while the slow one waits.
     assert_eq!(server.get("/leaks").status, 200);
     let answer = read_response(&mut slow);
