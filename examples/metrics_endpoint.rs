@@ -469,7 +469,7 @@ fn render_growth(earlier: &[Sample], now: &[Sample]) -> String {
         .filter_map(|s| {
             let name = key(s);
             let was = before.get(&name).copied().unwrap_or(0.0);
-            (s.value > was).then(|| (s.value - was, name, was, s.value))
+            (s.value > was).then_some((s.value - was, name, was, s.value))
         })
         .collect();
     grew.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
