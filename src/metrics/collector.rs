@@ -55,9 +55,12 @@ impl<'a> Collector<'a> {
     }
 
     fn push(&mut self, family: &'static Family, label: Option<(&'static str, &str)>, value: f64) {
+        // Not `name`: replacing the part's name would make its series collide with another part's.
         debug_assert!(
-            label.is_none_or(|(key, _)| super::labels::is_valid_label_name(key)),
-            "a collector's extra label key must be a label name"
+            label.is_none_or(
+                |(key, _)| super::labels::is_valid_label_name(key) && key != super::NAME_LABEL
+            ),
+            "a collector's extra label key must be a label name other than `name`"
         );
         let mut labels = self.labels.clone();
         if let Some((key, val)) = label {

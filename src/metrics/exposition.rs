@@ -2,49 +2,66 @@
 
 use std::fmt::Write;
 
-use super::Sample;
+use super::{Family, Labels, Sample};
 
 /// Every name the exposition writes starts with this.
 pub const PREFIX: &str = "tidegate_";
 
-/// Renders sorted samples: one `# HELP` and `# TYPE` pair per family, then its series.
+/// Renders samples sorted as [`Registry::collect`](super::Registry::collect) sorts them: one group per family
+/// name, `# HELP` and `# TYPE` first, then its series.
+///
+/// Two rules keep the text valid whatever the parts report. Families of different parts that share a name (the
+/// same name with two help texts) render as one group, with the help text that sorts first, so that neither the
+/// registration order nor which labels sort first picks it; their types agree, as the name decides the type (only
+/// counters end in `_total`). A series reported twice (same name and labels, a faulty observer) renders once, with
+/// the smallest value: the format leaves what a scraper does with a repeated series undefined.
 pub(crate) fn render(samples: &[Sample]) -> String {
     let mut text = String::new();
-    let mut current: Option<&str> = None;
-    for sample in samples {
-        let family = sample.family;
-        if current != Some(family.name()) {
-            current = Some(family.name());
-            let _ = writeln!(
-                text,
-                "# HELP {PREFIX}{} {}",
-                family.name(),
-                escape_help(family.help())
-            );
-            let _ = writeln!(
-                text,
-                "# TYPE {PREFIX}{} {}",
-                family.name(),
-                family.kind().as_str()
-            );
-        }
-        text.push_str(PREFIX);
-        text.push_str(family.name());
-        if !sample.labels.is_empty() {
-            text.push('{');
-            for (i, (key, value)) in sample.labels.iter().enumerate() {
-                if i > 0 {
-                    text.push(',');
-                }
-                let _ = write!(text, "{key}=\"{}\"", escape_label_value(value));
+    for group in samples.chunk_by(|a, b| a.family.name() == b.family.name()) {
+        let Some(family) = group.iter().map(|s| s.family).min_by_key(|f| f.help()) else {
+            continue;
+        };
+        let _ = writeln!(
+            text,
+            "# HELP {PREFIX}{} {}",
+            family.name(),
+            escape_help(family.help())
+        );
+        let _ = writeln!(
+            text,
+            "# TYPE {PREFIX}{} {}",
+            family.name(),
+            family.kind().as_str()
+        );
+        let mut previous: Option<&Labels> = None;
+        for sample in group {
+            // Sorted by labels then value: a repeated series follows its first, smallest, occurrence.
+            if previous == Some(&sample.labels) {
+                continue;
             }
-            text.push('}');
+            previous = Some(&sample.labels);
+            write_sample(&mut text, family, sample);
         }
-        text.push(' ');
-        write_value(&mut text, sample.value);
-        text.push('\n');
     }
     text
+}
+
+fn write_sample(text: &mut String, family: &Family, sample: &Sample) {
+    text.push_str(PREFIX);
+    text.push_str(family.name());
+    if !sample.labels.is_empty() {
+        text.push('{');
+        for (i, (key, value)) in sample.labels.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            let _ = write!(text, "{key}=\"{}\"", escape_label_value(value));
+        }
+        text.push('}');
+    }
+    text.push(' ');
+    write_value(text, sample.value);
+    text.push('\n');
 }
 
 /// Integers print without a fraction, other values in Rust's shortest round-trip form; both are valid Go floats.

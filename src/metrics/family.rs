@@ -24,7 +24,9 @@ impl MetricKind {
 /// Names are given without the `tidegate_` prefix, which the exposition adds. They follow Prometheus' naming
 /// conventions: lower-case words joined by `_`, the unit as a suffix (`_bytes`, `_seconds`), and `_total` at the
 /// end of every counter. Families are meant to be `const`s next to the part that reports them, so a collector
-/// does not allocate names.
+/// does not allocate names. Parts that report the same metric may each have their own `Family` of that name: the
+/// exposition renders them as one family. The name decides the type (only counters end in `_total`), so one name
+/// never has two.
 ///
 /// # Examples
 ///

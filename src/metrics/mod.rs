@@ -6,6 +6,9 @@
 //!
 //! The registry holds parts weakly and reads them only when collecting, so it costs nothing on hot paths and a
 //! dropped part leaves it.
+//!
+//! Register a [`ProcessMetrics`] too, for the gauges a leak hunt starts from: the process' resident memory, its
+//! open file descriptors and the tokio runtime's live tasks.
 
 mod collector;
 mod error;
@@ -13,6 +16,7 @@ mod exposition;
 mod family;
 mod labels;
 mod observer;
+mod process;
 mod registry;
 mod settings;
 
@@ -22,5 +26,6 @@ pub use exposition::PREFIX;
 pub use family::{Family, MetricKind};
 pub use labels::{Labels, NAME_LABEL};
 pub use observer::{Observe, Observer};
+pub use process::ProcessMetrics;
 pub use registry::Registry;
 pub use settings::Settings;

@@ -132,10 +132,13 @@ impl Registry {
                 .lock()
                 .retain(|e| !gone.iter().any(|g| Arc::ptr_eq(g, &e.observer)));
         }
+        // A total order on everything a sample shows, so that no tie is left to the order parts were registered
+        // or reported in.
         samples.sort_by(|a, b| {
             (a.family.name(), &a.labels)
                 .cmp(&(b.family.name(), &b.labels))
                 .then(a.value.total_cmp(&b.value))
+                .then(a.family.help().cmp(b.family.help()))
         });
         samples
     }
@@ -143,6 +146,9 @@ impl Registry {
     /// The Prometheus text exposition (format 0.0.4) of every live part: `# HELP` and `# TYPE` lines, names
     /// prefixed `tidegate_`, label values escaped, families sorted by name and series by labels. The same state
     /// renders byte for byte the same text whatever the registration order, the hash seed or the process.
+    ///
+    /// Families of different parts that share a name render as one (with the help text that sorts first), and a
+    /// series a faulty observer reports twice renders once (with the smaller value), so the text stays valid.
     pub fn render_prometheus(&self) -> String {
         exposition::render(&self.collect())
     }
