@@ -38,7 +38,7 @@ use tidegate::buf::{BufPool, LeakTracking};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{Connection, IdleTimeout, LimitedListener, Shutdown};
 use tidegate::exec::BoundedExecutor;
-use tidegate::metrics::{Registry, Sample, PREFIX};
+use tidegate::metrics::{Observe, ProcessMetrics, Registry, Sample, PREFIX};
 use tidegate::watermark::{SendError, Sender};
 use tidegate::MemoryBudget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -190,7 +190,9 @@ async fn serve(options: Options) -> io::Result<()> {
         .name("handlers")
         .build()
         .map_err(io::Error::other)?;
+    let process = ProcessMetrics::new();
     register(&registry, "connections", &budget)?;
+    register(&registry, "process", &process)?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
     let mut idle = IdleTimeout::builder();
@@ -275,11 +277,7 @@ async fn serve(options: Options) -> io::Result<()> {
     Ok(())
 }
 
-fn register(
-    registry: &Registry,
-    name: &str,
-    part: &impl tidegate::metrics::Observe,
-) -> io::Result<()> {
+fn register(registry: &Registry, name: &str, part: &impl Observe) -> io::Result<()> {
     registry.register(name, part).map_err(io::Error::other)
 }
 
