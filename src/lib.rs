@@ -120,6 +120,84 @@
 //! let mut buf = BytesMut::from(&b"\x40\x00\x00\x00"[..]); // claims 1 GiB
 //! assert!(codec.decode(&mut buf).is_err()); // refused at once; nothing was reserved
 //! ```
+//!
+//! # Features
+//!
+//! Both are off by default, add one dependency each, and change nothing about what the parts do or count.
+//!
+//! ## `metrics`: forward the registry to the `metrics` facade
+//!
+//! `metrics::FacadeForwarder` publishes a [`metrics::Registry`] to whatever recorder the
+//! [`metrics`](https://docs.rs/metrics/0.24) facade crate has installed (a Prometheus, StatsD or OpenTelemetry
+//! exporter), as `tokio-metrics` does for a runtime: it collects the registry on an interval and sets one facade
+//! series per sample, gauges with `set`, counters with `absolute` (the registry's totals), named with the
+//! `tidegate_` prefix and labelled as in [`metrics::Registry::render_prometheus`]. It stops when the registry's
+//! last handle is dropped or its cancellation token is cancelled; `forward_once` forwards once, on demand.
+//!
+//! ```
+//! # #[cfg(feature = "metrics")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use std::time::Duration;
+//! use tidegate::metrics::{FacadeForwarder, Registry};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! // Install an exporter first, e.g. `metrics_exporter_prometheus::PrometheusBuilder::new().install()`.
+//! let registry = Registry::new();
+//! let budget = tidegate::MemoryBudget::new(64 << 20);
+//! registry.register("connections", &budget).unwrap();
+//! let stop = CancellationToken::new();
+//! let forwarder = FacadeForwarder::new(&registry)
+//!     .interval(Duration::from_secs(15))
+//!     .spawn(stop.clone());
+//! // ... serve; on shutdown:
+//! stop.cancel();
+//! forwarder.await.unwrap();
+//! # }
+//! # #[cfg(not(feature = "metrics"))]
+//! # fn main() {}
+//! ```
+//!
+//! ## `tracing`: events where a limit acts
+//!
+//! The parts emit [`tracing`](https://docs.rs/tracing/0.1) events, with the calling module as target
+//! (`tidegate::exec::shared`, ...) and the numbers as fields:
+//!
+//! | where | level | fields |
+//! |---|---|---|
+//! | a watermark writer stops for a failure (eviction, a stall, an I/O error, an abort) | `DEBUG` | `reason`, `held_frames` |
+//! | a connection's writer is cut at the drain timeout | `DEBUG` | `drain` |
+//! | a decoder refuses a frame: too long, or a malformed length header | `DEBUG` | `len`, `max`, `policy` / `error` |
+//! | a listener rejects a connection over the per-address limit, or skips a failed accept | `DEBUG` | `refusal` / `error` |
+//! | an executor refuses a task (full, overloaded, timed out; not when shut down) | `WARN` | `refusal` |
+//! | a memory budget refuses a reservation | `WARN` | `refusal` (requested, used, limit) |
+//! | a listener backs off on resource exhaustion (`EMFILE`, `ENOBUFS`, ...) | `WARN` | `error`, `delay` |
+//! | a listener rejects or pauses at the global connection limit | `WARN` | `refusal` / `limit` |
+//!
+//! `DEBUG` is for what happens to one connection; `WARN` only for what an operator can act on (raise a limit, add
+//! descriptors or memory). Warnings are rate-limited so that an attack cannot flood the logs: each call site lets
+//! at most one through per second, and that one carries `suppressed`, how many it held back since the previous
+//! one. The limiter is two atomics in a `static` per call site and runs only while a subscriber wants the event.
+//! Without the feature the calls compile to nothing.
+//!
+//! ```
+//! # #[cfg(feature = "tracing")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! use tidegate::BoundedExecutor;
+//!
+//! // Install a subscriber first, e.g. tracing-subscriber's `fmt().with_env_filter("tidegate=warn").init()`.
+//! let exec = BoundedExecutor::new(1, 0);
+//! let _busy = exec.try_spawn(std::future::pending::<()>()).unwrap();
+//! for _ in 0..1000 {
+//!     // Every refusal is counted in the executor's metrics; the subscriber sees one warning now and,
+//!     // after a second, the next one with `suppressed = 999`.
+//!     assert!(exec.try_spawn(async {}).is_err());
+//! }
+//! # }
+//! # #[cfg(not(feature = "tracing"))]
+//! # fn main() {}
+//! ```
 #![warn(
     missing_docs,
     missing_debug_implementations,
@@ -133,6 +211,7 @@
 ))]
 
 mod loom;
+mod trace;
 
 /// The README's code blocks, compiled as doc tests so that the servers it shows keep building.
 #[cfg(doctest)]

@@ -51,6 +51,7 @@
 //! ```
 
 mod error;
+mod leak;
 mod memory_budget;
 mod metrics;
 mod node;

@@ -7,6 +7,7 @@ use crate::loom::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::Arc;
 
 use super::error::BudgetError;
+use super::leak::ReservationLeaks;
 use super::waiters::Waiters;
 
 pub(super) struct Node {
@@ -20,6 +21,8 @@ pub(super) struct Node {
     /// Shared by the root and all its descendants: bytes released anywhere in the tree may let a waiter anywhere in
     /// the tree proceed.
     pub(super) waiters: Arc<Waiters>,
+    /// The reservations made on this budget itself, when tracking is on.
+    pub(super) leaks: ReservationLeaks,
 }
 
 /// A failed [`Node::take`].
@@ -42,6 +45,7 @@ impl Node {
             waits: AtomicU64::new(0),
             parent,
             waiters,
+            leaks: ReservationLeaks::new(),
         }
     }
 

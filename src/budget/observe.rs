@@ -1,9 +1,10 @@
 //! The budget's report to a metrics registry.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::loom::atomic::Ordering;
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings};
 
 use super::memory_budget::MemoryBudget;
 use super::node::Node;
@@ -85,6 +86,13 @@ impl Observer for BudgetObserver {
             MemoryBudget { node }.set_limit(limit as usize);
         }
         true
+    }
+
+    /// See [`MemoryBudget::leak_report`].
+    fn leaks(&self, older_than: Duration) -> Option<Outstanding> {
+        let node = self.0.upgrade()?;
+        let used = node.used.load(Ordering::Relaxed);
+        Some(node.leaks.outstanding(used, older_than))
     }
 }
 

@@ -44,6 +44,8 @@ mod class;
 mod error;
 mod inner;
 mod leak;
+#[cfg(not(all(test, tidegate_loom)))]
+mod leak_observe;
 mod metrics;
 mod pool;
 mod pool_ref;

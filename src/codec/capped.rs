@@ -174,6 +174,9 @@ impl<D> Capped<D> {
     /// Applies the policy to a frame of (at least) `len` bytes; under `Skip` the caller drops it.
     fn oversize(&mut self, len: usize) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
+        crate::trace::debug!(
+            "frame refused: too long", len = len, max = self.max, policy = ?self.policy
+        );
         if self.policy == OversizePolicy::Fail || self.pristine.is_none() {
             self.state = State::Failed;
             return Err(CodecError::FrameTooLong {

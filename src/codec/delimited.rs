@@ -49,6 +49,9 @@ impl DelimitedCore {
         consumed: usize,
     ) -> Result<(), CodecError> {
         self.metrics.too_long += 1;
+        crate::trace::debug!(
+            "frame refused: too long", len = len, max = self.max, policy = ?self.policy
+        );
         self.scanned = 0;
         match self.policy {
             OversizePolicy::Fail => {

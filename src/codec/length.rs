@@ -181,6 +181,9 @@ impl LengthFieldCodec {
         };
         self.metrics.too_long += 1;
         let (len, max) = (len as u64, layout.max);
+        crate::trace::debug!(
+            "frame refused: too long", len = len, max = max, policy = ?self.policy
+        );
         match self.policy {
             OversizePolicy::Fail => {
                 self.state = State::Failed;
@@ -197,6 +200,7 @@ impl LengthFieldCodec {
     /// A malformed header: counted, and the codec stays failed.
     fn fatal(&mut self, err: CodecError) -> CodecError {
         self.metrics.malformed += 1;
+        crate::trace::debug!("frame refused: malformed length header", error = %err);
         self.state = State::Failed;
         err
     }

@@ -160,6 +160,10 @@ impl LimitedListener {
                     self.limiter
                         .wait_for_room(|| {
                             pauses.fetch_add(1, Ordering::Relaxed);
+                            crate::trace::warn_limited!(
+                                "accept paused: connection limit reached",
+                                limit = self.limiter.limit()
+                            );
                         })
                         .await;
                     Some(&self.limiter)
@@ -193,9 +197,16 @@ impl LimitedListener {
             AcceptErrorKind::Fatal => return Err(err),
             AcceptErrorKind::Skip => {
                 self.counters.skipped_errors.fetch_add(1, Ordering::Relaxed);
+                crate::trace::debug!("accept failed for one connection; skipped", error = %err);
                 self.backoff.after_skip()
             }
-            AcceptErrorKind::Resource => Some(self.backoff.next_delay()),
+            AcceptErrorKind::Resource => {
+                let delay = self.backoff.next_delay();
+                crate::trace::warn_limited!(
+                    "accept backing off: out of a resource", error = %err, delay = ?delay
+                );
+                Some(delay)
+            }
         };
         if let Some(wait) = wait {
             self.counters.backoffs.fetch_add(1, Ordering::Relaxed);
@@ -214,6 +225,11 @@ impl LimitedListener {
             self.counters
                 .rejected_per_ip
                 .fetch_add(1, Ordering::Relaxed);
+            crate::trace::debug!("connection rejected: per-address limit", refusal = %refusal);
+        } else {
+            crate::trace::warn_limited!(
+                "connection rejected: connection limit reached", refusal = %refusal
+            );
         }
         drop(stream);
     }

@@ -93,6 +93,9 @@ impl<F: Future<Output = WriterReport>> Future for WriterTask<F> {
         match this.deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
             // Cut: the tracker counts it as such when dropped; the writer is dropped with this future.
             Some(Poll::Ready(())) => {
+                crate::trace::debug!(
+                    "connection writer cut: the drain timeout passed", drain = ?this.drain
+                );
                 this.tracked.take();
                 Poll::Ready(WriterEnd::Cut)
             }

@@ -189,6 +189,9 @@ impl Shared {
     /// Counts a refusal and hands the task back inside the error.
     pub(crate) fn refuse<T>(&self, refusal: Refusal, task: T) -> SpawnError<T> {
         self.counters.refused.fetch_add(1, Relaxed);
+        if !matches!(refusal, Refusal::Closed) {
+            crate::trace::warn_limited!("executor refused a task", refusal = ?refusal);
+        }
         match refusal {
             Refusal::Full { in_flight, limit } => SpawnError::Full {
                 task,

@@ -9,23 +9,36 @@
 //!
 //! Register a [`ProcessMetrics`] too, for the gauges a leak hunt starts from: the process' resident memory, its
 //! open file descriptors and the tokio runtime's live tasks.
+#![doc = include_str!("serving.md")]
 
 mod collector;
+mod diff;
 mod error;
 mod exposition;
+#[cfg(feature = "metrics")]
+mod facade;
 mod family;
 mod labels;
+mod leak_report;
 mod observer;
+mod outstanding;
 mod process;
 mod registry;
 mod settings;
+mod snapshot;
 
 pub use collector::{Collector, Sample};
+pub use diff::{Change, Diff};
 pub use error::RegistryError;
 pub use exposition::PREFIX;
+#[cfg(feature = "metrics")]
+pub use facade::FacadeForwarder;
 pub use family::{Family, MetricKind};
 pub use labels::{Labels, NAME_LABEL};
+pub use leak_report::{LeakReport, PartLeaks};
 pub use observer::{Observe, Observer};
+pub use outstanding::{LeakSite, Outstanding};
 pub use process::ProcessMetrics;
 pub use registry::Registry;
 pub use settings::Settings;
+pub use snapshot::Snapshot;

@@ -1,8 +1,9 @@
 //! How a part reports to the registry without being kept alive by it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Collector, Settings};
+use super::{Collector, Outstanding, Settings};
 
 /// A part that can be registered with a [`Registry`](super::Registry).
 ///
@@ -73,5 +74,16 @@ pub trait Observer: Send + Sync {
     fn apply(&self, settings: &Settings) -> bool {
         let _ = settings;
         false
+    }
+
+    /// What the part holds now, for a [`Registry::leak_report`](super::Registry::leak_report): its totals and,
+    /// where it tracks acquisitions, its tracked items at least `older_than` old by site (see
+    /// [`Outstanding::with_tracked`]).
+    ///
+    /// The default reports nothing: the part holds no memory on anyone's behalf, or does not say. Return `None`
+    /// too once the part is gone.
+    fn leaks(&self, older_than: Duration) -> Option<Outstanding> {
+        let _ = older_than;
+        None
     }
 }

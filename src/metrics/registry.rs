@@ -1,7 +1,7 @@
 //! The registry: named, labelled, weakly held parts, collected on demand.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 
@@ -40,10 +40,10 @@ pub struct Registry {
 }
 
 #[derive(Clone)]
-struct Entry {
-    name: Arc<str>,
-    labels: Labels,
-    observer: Arc<dyn Observer>,
+pub(super) struct Entry {
+    pub(super) name: Arc<str>,
+    pub(super) labels: Labels,
+    pub(super) observer: Arc<dyn Observer>,
 }
 
 impl Registry {
@@ -116,6 +116,11 @@ impl Registry {
         names
     }
 
+    /// The registered parts, copied out so that observers are called outside the lock.
+    pub(super) fn entries(&self) -> Vec<Entry> {
+        self.inner.lock().clone()
+    }
+
     /// Every series of every live part, sorted by family name then labels, and forgets the parts that are gone.
     pub fn collect(&self) -> Vec<Sample> {
         let entries: Vec<Entry> = self.inner.lock().clone();
@@ -159,6 +164,24 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("parts", &self.inner.lock().len())
             .finish()
+    }
+}
+
+/// A registry handle that does not keep the registry alive: a background task holding one ends with the
+/// registry (the `metrics` feature's forwarder does).
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+#[derive(Clone)]
+pub(crate) struct WeakRegistry(Weak<Mutex<Vec<Entry>>>);
+
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+impl WeakRegistry {
+    pub(crate) fn new(registry: &Registry) -> Self {
+        WeakRegistry(Arc::downgrade(&registry.inner))
+    }
+
+    /// The registry, while any [`Registry`] handle to it lives.
+    pub(crate) fn upgrade(&self) -> Option<Registry> {
+        self.0.upgrade().map(|inner| Registry { inner })
     }
 }
 

@@ -140,6 +140,9 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
         };
         let shared = self.rx.shared();
         if !reason.is_graceful() {
+            crate::trace::debug!(
+                "watermark writer stopped", reason = %reason, held_frames = self.batch.len()
+            );
             shared.close(reason.clone(), true);
             shared.discard(self.batch.drain(..));
         }
