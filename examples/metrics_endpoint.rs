@@ -23,8 +23,6 @@
 #[allow(dead_code)]
 mod common;
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +36,7 @@ use tidegate::buf::{BufPool, LeakTracking};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{Connection, IdleTimeout, LimitedListener, Shutdown};
 use tidegate::exec::BoundedExecutor;
-use tidegate::metrics::{Observe, ProcessMetrics, Registry, Sample, PREFIX};
+use tidegate::metrics::{Observe, ProcessMetrics, Registry, Snapshot};
 use tidegate::watermark::{SendError, Sender};
 use tidegate::MemoryBudget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,6 +74,8 @@ const ADMIN_CONNECTIONS: usize = 16;
 /// before the client has read the answer: at most this much, for at most this long.
 const LINGER_BYTES: usize = 64 * 1024;
 const LINGER: Duration = Duration::from_secs(1);
+/// `/diff` lists at most this many series that grew (and as many that shrank), largest first.
+const DIFF_ROWS: usize = 50;
 
 struct Options {
     listen: SocketAddr,
@@ -219,11 +219,9 @@ async fn serve(options: Options) -> io::Result<()> {
 
     let admin = Admin {
         registry: registry.clone(),
-        pool: pool.clone(),
-        budget: budget.clone(),
         leak_age: options.leak_age,
         timeout: options.admin_timeout,
-        baseline: Mutex::new(registry.collect()),
+        baseline: Mutex::new(registry.snapshot()),
     };
     let (_, admin_listener) =
         common::bind_limited(&options.admin.to_string(), ADMIN_CONNECTIONS).await?;
@@ -328,12 +326,10 @@ async fn answer(frame: Bytes, tx: Sender<Bytes>, pool: BufPool) {
 /// What the admin side serves from.
 struct Admin {
     registry: Registry,
-    pool: BufPool,
-    budget: MemoryBudget,
     leak_age: Duration,
     timeout: Duration,
-    /// What `/diff` compares with: the samples of the previous `/diff`, or of the start.
-    baseline: Mutex<Vec<Sample>>,
+    /// What `/diff` compares with: the snapshot of the previous `/diff`, or of the start.
+    baseline: Mutex<Snapshot>,
 }
 
 async fn serve_admin(listener: LimitedListener, admin: Arc<Admin>) {
@@ -422,60 +418,14 @@ impl Admin {
     }
 
     fn leaks(&self) -> String {
-        let mut text = String::new();
-        let used = self.budget.metrics();
-        let _ = writeln!(
-            text,
-            "budget connections: {} of {} bytes reserved",
-            used.used, used.limit
-        );
-        let _ = write!(
-            text,
-            "pool answers: {}",
-            self.pool.leak_report(self.leak_age)
-        );
-        text
+        self.registry.leak_report(self.leak_age).to_string()
     }
 
     fn diff(&self) -> String {
-        let now = self.registry.collect();
+        let now = self.registry.snapshot();
         let earlier = std::mem::replace(&mut *self.baseline.lock(), now.clone());
-        render_growth(&earlier, &now)
+        now.diff(&earlier).top(DIFF_ROWS).to_string()
     }
-}
-
-/// The series that grew from `earlier` to `now` (new series count from zero), largest growth first, one per
-/// line: `name{labels} +growth (before -> after)`.
-fn render_growth(earlier: &[Sample], now: &[Sample]) -> String {
-    let key = |s: &Sample| {
-        let mut key = format!("{PREFIX}{}", s.family.name());
-        if !s.labels.is_empty() {
-            key.push('{');
-            for (i, (k, v)) in s.labels.iter().enumerate() {
-                if i > 0 {
-                    key.push(',');
-                }
-                let _ = write!(key, "{k}={v:?}");
-            }
-            key.push('}');
-        }
-        key
-    };
-    let before: BTreeMap<String, f64> = earlier.iter().map(|s| (key(s), s.value)).collect();
-    let mut grew: Vec<(f64, String, f64, f64)> = now
-        .iter()
-        .filter_map(|s| {
-            let name = key(s);
-            let was = before.get(&name).copied().unwrap_or(0.0);
-            (s.value > was).then_some((s.value - was, name, was, s.value))
-        })
-        .collect();
-    grew.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    let mut text = String::new();
-    for (growth, name, was, is) in grew {
-        let _ = writeln!(text, "{name} +{growth} ({was} -> {is})");
-    }
-    text
 }
 
 /// Reads up to the blank line that ends a request head, at most [`MAX_REQUEST_HEAD`] bytes.
