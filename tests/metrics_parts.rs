@@ -1,0 +1,210 @@
+//! The parts' reports to `tidegate::metrics::Registry`: counters and gauges move as the parts work, dropped
+//! parts leave the registry, and live settings are checked whole and applied in one step.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidegate::exec::{BoundedExecutor, SpawnError};
+use tidegate::metrics::{Observe, Registry, Settings};
+use tokio::sync::watch;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// The value of the series `family` (without the prefix) of part `name`, with `extra` labels if given.
+fn value(registry: &Registry, family: &str, name: &str, extra: &[(&str, &str)]) -> Option<f64> {
+    let samples = registry.collect();
+    let found: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.family.name() == family && s.labels.get("name") == Some(name))
+        .filter(|s| extra.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .filter(|s| s.labels.len() == 1 + extra.len())
+        .map(|s| s.value)
+        .collect();
+    assert!(
+        found.len() <= 1,
+        "{family} {name} {extra:?}: several series"
+    );
+    found.first().copied()
+}
+
+fn get(registry: &Registry, family: &str, name: &str) -> f64 {
+    value(registry, family, name, &[]).unwrap_or_else(|| panic!("no series {family} for {name}"))
+}
+
+/// Every reason `check` gives, joined, for assertions on what it names.
+fn reasons(observer: &dyn tidegate::metrics::Observer, settings: &Settings) -> String {
+    observer.check(settings).unwrap_err().join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// BoundedExecutor
+
+fn blocked(
+    exec: &BoundedExecutor,
+    n: usize,
+    gate: &watch::Receiver<bool>,
+) -> Vec<tidegate::TaskHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let mut gate = gate.clone();
+            exec.try_spawn(async move {
+                gate.wait_for(|open| *open).await.ok();
+            })
+            .unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn exec_series_move_as_tasks_run() {
+    let registry = Registry::new();
+    let exec = BoundedExecutor::new(2, 3);
+    registry.register("handlers", &exec).unwrap();
+    let (open, gate) = watch::channel(false);
+    let handles = blocked(&exec, 5, &gate);
+    // Give the two running tasks their slots.
+    timeout(WAIT, async {
+        while exec.metrics().running < 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(exec.try_spawn(async {}).is_err());
+    assert_eq!(get(&registry, "exec_in_flight", "handlers"), 5.0);
+    assert_eq!(get(&registry, "exec_running", "handlers"), 2.0);
+    assert_eq!(get(&registry, "exec_pending", "handlers"), 3.0);
+    assert_eq!(get(&registry, "exec_admitted_total", "handlers"), 5.0);
+    assert_eq!(get(&registry, "exec_refused_total", "handlers"), 1.0);
+    assert_eq!(get(&registry, "exec_max_concurrency", "handlers"), 2.0);
+    assert_eq!(get(&registry, "exec_max_pending", "handlers"), 3.0);
+    assert_eq!(
+        value(&registry, "exec_shed_after_seconds", "handlers", &[]),
+        None
+    );
+
+    open.send(true).unwrap();
+    for h in handles {
+        timeout(WAIT, h).await.unwrap().unwrap();
+    }
+    let panicking = exec.try_spawn(async { panic!("boom") }).unwrap();
+    assert!(timeout(WAIT, panicking).await.unwrap().is_err());
+    let (_never, gate) = watch::channel(false);
+    let aborted = blocked(&exec, 1, &gate).pop().unwrap();
+    timeout(WAIT, async {
+        while exec.metrics().running < 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .unwrap();
+    aborted.abort();
+    assert!(timeout(WAIT, aborted).await.unwrap().is_err());
+    assert_eq!(get(&registry, "exec_in_flight", "handlers"), 0.0);
+    assert_eq!(get(&registry, "exec_completed_total", "handlers"), 5.0);
+    assert_eq!(get(&registry, "exec_panicked_total", "handlers"), 1.0);
+    assert_eq!(get(&registry, "exec_aborted_total", "handlers"), 1.0);
+    assert_eq!(get(&registry, "exec_admitted_total", "handlers"), 7.0);
+    assert!(registry
+        .render_prometheus()
+        .contains("tidegate_exec_completed_total{name=\"handlers\"} 5\n"));
+
+    drop(exec);
+    assert_eq!(
+        registry.collect().len(),
+        0,
+        "a dropped executor leaves the registry"
+    );
+    assert!(registry.names().is_empty());
+}
+
+fn exec_settings(concurrency: Option<u64>, pending: Option<u64>, shed: Option<u64>) -> Settings {
+    Settings::new()
+        .with("max_concurrency", concurrency)
+        .with("max_pending", pending)
+        .with("shed_after_ms", shed)
+}
+
+#[tokio::test]
+async fn exec_settings_are_checked_whole_and_applied() {
+    let exec = BoundedExecutor::new(4, 4);
+    let observer = exec.observer();
+    assert_eq!(
+        observer.settings(),
+        Some(exec_settings(Some(4), Some(4), None))
+    );
+
+    let bad = Settings::new()
+        .with("max_concurrency", Some(0))
+        .with("max_pending", Some(0))
+        .with("queue", Some(1));
+    let why = reasons(&*observer, &bad);
+    assert!(why.contains("both 0"), "{why}");
+    assert!(why.contains("shed_after_ms is missing"), "{why}");
+    assert!(why.contains("unknown key queue"), "{why}");
+    assert_eq!(observer.check(&bad).unwrap_err().len(), 3);
+    let off = exec_settings(None, Some(1), None);
+    assert!(reasons(&*observer, &off).contains("max_concurrency cannot be off"));
+    assert_eq!(exec.max_concurrency(), 4, "check applies nothing");
+
+    let (open, gate) = watch::channel(false);
+    let handles = blocked(&exec, 2, &gate);
+    let lowered = exec_settings(Some(1), Some(1), Some(250));
+    assert_eq!(observer.check(&lowered), Ok(()));
+    assert!(observer.apply(&lowered));
+    assert_eq!(observer.settings(), Some(lowered));
+    assert_eq!(exec.shed_after(), Some(Duration::from_millis(250)));
+    // Two in flight already fill the lowered limit of 1 + 1: the next spawn is refused.
+    assert!(matches!(
+        exec.try_spawn(async {}),
+        Err(SpawnError::Full { limit: 2, .. })
+    ));
+    open.send(true).unwrap();
+    for h in handles {
+        timeout(WAIT, h).await.unwrap().unwrap();
+    }
+    drop(exec);
+    assert_eq!(observer.settings(), None);
+    assert!(!observer.apply(&exec_settings(Some(1), Some(1), None)));
+}
+
+/// A reader of both limits never pairs an old one with a new one while `apply` swaps them.
+#[test]
+fn exec_apply_is_one_step_for_readers() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let exec = rt.block_on(async { BoundedExecutor::new(1, 1000) });
+    let observer = exec.observer();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (exec, stop) = (exec.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let m = exec.metrics();
+                let l = exec.limits();
+                for pair in [
+                    (m.max_concurrency, m.max_pending),
+                    (l.max_concurrency, l.max_pending),
+                ] {
+                    assert!(
+                        pair == (1, 1000) || pair == (1000, 1),
+                        "mixed limits {pair:?}"
+                    );
+                }
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for i in 0..20_000 {
+        let (c, p) = if i % 2 == 0 { (1000, 1) } else { (1, 1000) };
+        assert!(observer.apply(&exec_settings(Some(c), Some(p), None)));
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(reader.join().unwrap() > 0);
+}
