@@ -208,3 +208,200 @@ fn exec_apply_is_one_step_for_readers() {
     stop.store(true, Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Codecs: one CodecStats for many decoders
+
+mod codec {
+    use super::*;
+    use bytes::BytesMut;
+    use tidegate::codec::{
+        Capped, CodecError, CodecStats, DelimiterCodec, LengthFieldCodec, LineCodec, OversizePolicy,
+    };
+    use tokio_util::codec::{Decoder, LinesCodec};
+
+    fn feed<D: Decoder>(codec: &mut D, bytes: &[u8]) -> Vec<Result<bool, ()>> {
+        let mut buf = BytesMut::from(bytes);
+        let mut out = Vec::new();
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(_)) => out.push(Ok(true)),
+                Ok(None) => return out,
+                Err(_) => {
+                    out.push(Err(()));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn many_decoders_report_as_one_set_of_series() {
+        let registry = Registry::new();
+        let stats = CodecStats::new();
+        registry.register("echo", &stats).unwrap();
+        let mut decoders: Vec<LengthFieldCodec> = (0..100)
+            .map(|_| {
+                LengthFieldCodec::builder()
+                    .max_frame_length(16)
+                    .stats(&stats)
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        for d in &mut decoders {
+            assert_eq!(
+                feed(d, b"\x00\x00\x00\x02hi\x00\x00\x00\x03abc"),
+                [Ok(true), Ok(true)]
+            );
+        }
+        let mut line = LineCodec::builder()
+            .max_frame_length(4)
+            .oversize_policy(OversizePolicy::Skip)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(feed(&mut line, b"toolong\nok\n"), [Ok(true)]);
+        let mut delim = DelimiterCodec::builder()
+            .delimiters([b";"])
+            .max_frame_length(8)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(feed(&mut delim, b"a;b;"), [Ok(true), Ok(true)]);
+        let mut capped = Capped::builder(LinesCodec::new())
+            .max_frame_length(8)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(feed(&mut capped, b"x\n"), [Ok(true)]);
+        let mut bad = LengthFieldCodec::builder()
+            .max_frame_length(16)
+            .length_adjustment(-8)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(feed(&mut bad, b"\x00\x00\x00\x00"), [Err(())]);
+
+        assert_eq!(
+            get(&registry, "codec_frames_total", "echo"),
+            200.0 + 1.0 + 2.0 + 1.0
+        );
+        assert_eq!(
+            get(&registry, "codec_bytes_total", "echo"),
+            500.0 + 2.0 + 2.0
+        );
+        assert_eq!(get(&registry, "codec_too_long_total", "echo"), 1.0);
+        assert_eq!(get(&registry, "codec_discarded_bytes_total", "echo"), 8.0);
+        assert_eq!(get(&registry, "codec_malformed_total", "echo"), 1.0);
+        assert_eq!(get(&registry, "codec_attached", "echo"), 104.0);
+        // Each decoder still has its own counts.
+        assert_eq!(decoders[0].metrics().frames, 2);
+        let series = registry.collect().len();
+        let first = decoders[0].clone();
+        decoders.extend((0..999).map(|_| first.clone()));
+        decoders.push(first);
+        assert_eq!(
+            registry.collect().len(),
+            series,
+            "more decoders, no more series"
+        );
+        assert_eq!(get(&registry, "codec_attached", "echo"), 1104.0);
+
+        drop((decoders, line, delim, capped, bad));
+        assert_eq!(get(&registry, "codec_attached", "echo"), 0.0);
+        drop(stats);
+        assert!(
+            registry.collect().is_empty(),
+            "dropped stats leave the registry"
+        );
+    }
+
+    #[test]
+    fn unattached_and_detached_decoders_add_nothing() {
+        let stats = CodecStats::new();
+        let mut codec = LineCodec::new(8);
+        assert_eq!(feed(&mut codec, b"a\n"), [Ok(true)]);
+        codec.set_stats(Some(&stats));
+        assert_eq!(feed(&mut codec, b"b\n"), [Ok(true)]);
+        assert_eq!((stats.metrics().frames, codec.metrics().frames), (1, 2));
+        codec.set_stats(None);
+        assert_eq!(feed(&mut codec, b"c\n"), [Ok(true)]);
+        assert_eq!((stats.metrics().frames, stats.attached()), (1, 0));
+    }
+
+    #[test]
+    fn the_live_maximum_is_checked_whole_and_followed_from_the_next_header() {
+        let stats = CodecStats::new();
+        let observer = stats.observer();
+        assert_eq!(
+            observer.settings(),
+            Some(Settings::new().with("max_frame_length", None))
+        );
+        let mut codec = LengthFieldCodec::builder()
+            .max_frame_length(64)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        // A 2-byte field reaches frames of at most 2 + 65535 bytes; a 4-byte header needs at least 4.
+        let _narrow = LengthFieldCodec::builder()
+            .max_frame_length(64)
+            .length_field_width(2)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(stats.max_frame_length_range(), (4, 65537));
+
+        let bad = Settings::new()
+            .with("max_frame_length", Some(3))
+            .with("limit", Some(1));
+        let why = reasons(&*observer, &bad);
+        assert!(why.contains("outside 4..=65537"), "{why}");
+        assert!(why.contains("unknown key limit"), "{why}");
+        assert!(reasons(&*observer, &Settings::new()).contains("max_frame_length is missing"));
+        assert!(reasons(
+            &*observer,
+            &Settings::new().with("max_frame_length", Some(70_000))
+        )
+        .contains("outside"));
+        assert!(matches!(
+            stats.set_max_frame_length(Some(3)),
+            Err(CodecError::MaxOutOfRange {
+                max: 3,
+                min: 4,
+                limit: 65537
+            })
+        ));
+        assert_eq!(stats.max_frame_length(), None, "refused whole");
+
+        // Half a frame (header read, 20 of 24 bytes) is in flight when the maximum drops to 8: that frame keeps
+        // the decision made on its header, the next header is judged against 8.
+        let mut buf = BytesMut::from(&b"\x00\x00\x00\x14sixteen-bytes-ok"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        let lowered = Settings::new().with("max_frame_length", Some(8));
+        assert_eq!(observer.check(&lowered), Ok(()));
+        assert!(observer.apply(&lowered));
+        assert_eq!(observer.settings(), Some(lowered));
+        buf.extend_from_slice(b"!!!!\x00\x00\x00\x10");
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().len(), 20);
+        assert_eq!(codec.max_frame_length(), 8);
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::FrameTooLong { len: 20, max: 8 })
+        ));
+        assert_eq!(stats.metrics().too_long, 1);
+
+        // Off: decoders keep what they have.
+        assert!(observer.apply(&Settings::new().with("max_frame_length", None)));
+        let mut other = LineCodec::builder()
+            .max_frame_length(3)
+            .stats(&stats)
+            .build()
+            .unwrap();
+        assert_eq!(feed(&mut other, b"abc\n"), [Ok(true)]);
+        assert_eq!(other.max_frame_length(), 3);
+        drop((codec, _narrow, other, stats));
+        assert_eq!(observer.settings(), None);
+        assert!(!observer.apply(&Settings::new().with("max_frame_length", None)));
+    }
+}

@@ -4,7 +4,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::skip_hook::SkipHook;
 use super::split::Splitter;
-use super::{CodecError, CodecMetrics, OversizePolicy};
+use super::stats::Attachment;
+use super::{CodecError, CodecMetrics, CodecStats, OversizePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -25,6 +26,7 @@ pub(super) struct DelimitedCore {
     splitter: Splitter,
     pub(super) metrics: CodecMetrics,
     pub(super) on_skip: SkipHook,
+    pub(super) stats: Option<Box<Attachment>>,
 }
 
 impl DelimitedCore {
@@ -37,6 +39,28 @@ impl DelimitedCore {
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
             on_skip,
+            stats: None,
+        }
+    }
+
+    /// See `LengthFieldCodec::set_stats`; every maximum works for these codecs.
+    pub(super) fn set_stats(&mut self, stats: Option<&CodecStats>) {
+        self.stats = stats.map(|s| s.attach(self.metrics, (0, usize::MAX)));
+    }
+
+    /// Before a `decode` call of an attached codec: takes a new live maximum.
+    #[cold]
+    pub(super) fn follow(&mut self) {
+        if let Some(max) = self.stats.as_mut().and_then(|a| a.new_max()) {
+            self.max = max;
+        }
+    }
+
+    /// After a `decode` call of an attached codec: adds the counts.
+    #[cold]
+    pub(super) fn sync(&mut self) {
+        if let Some(attached) = &mut self.stats {
+            attached.sync(&self.metrics);
         }
     }
 

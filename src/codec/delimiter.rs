@@ -157,6 +157,24 @@ impl DelimiterCodec {
         self.core.metrics
     }
 
+    /// Attaches shared counters (and their live maximum, from the next `decode` call), replacing any attached
+    /// before, or detaches with `None`. Counts from before attaching are not added to them.
+    ///
+    /// # Examples
+    ///
+    /// See [`CodecStats`](super::CodecStats).
+    pub fn set_stats(&mut self, stats: Option<&super::CodecStats>) {
+        self.core.set_stats(stats);
+    }
+
+    /// The shared counters this decoder adds to, if attached.
+    pub fn stats(&self) -> Option<&super::CodecStats> {
+        self.core
+            .stats
+            .as_deref()
+            .map(super::stats::Attachment::stats)
+    }
+
     /// The earliest complete delimiter in `hay[from..]`: its start and index.
     #[inline]
     fn find(&self, hay: &[u8], from: usize) -> Option<(usize, usize)> {
@@ -246,6 +264,20 @@ impl DelimiterCodec {
 }
 
 impl DelimiterCodec {
+    /// `next_frame` for a decoder with shared counters: take a new live maximum first, add the counts after.
+    #[cold]
+    #[inline(never)]
+    fn next_frame_attached(
+        &mut self,
+        src: &mut BytesMut,
+        eof: bool,
+    ) -> Result<Option<Bytes>, CodecError> {
+        self.core.follow();
+        let result = self.next_frame(src, eof);
+        self.core.sync();
+        result
+    }
+
     /// One frame, or `None` when more bytes are needed; at the end of the stream (`eof`) the bytes after the last
     /// delimiter end a last frame.
     fn next_frame(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<Bytes>, CodecError> {
@@ -298,11 +330,17 @@ impl Decoder for DelimiterCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        self.next_frame(src, false)
+        if self.core.stats.is_none() {
+            return self.next_frame(src, false);
+        }
+        self.next_frame_attached(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        self.next_frame(src, true)
+        if self.core.stats.is_none() {
+            return self.next_frame(src, true);
+        }
+        self.next_frame_attached(src, true)
     }
 }
 

@@ -104,6 +104,24 @@ impl LineCodec {
     pub fn metrics(&self) -> CodecMetrics {
         self.core.metrics
     }
+
+    /// Attaches shared counters (and their live maximum, from the next `decode` call), replacing any attached
+    /// before, or detaches with `None`. Counts from before attaching are not added to them.
+    ///
+    /// # Examples
+    ///
+    /// See [`CodecStats`](super::CodecStats).
+    pub fn set_stats(&mut self, stats: Option<&super::CodecStats>) {
+        self.core.set_stats(stats);
+    }
+
+    /// The shared counters this decoder adds to, if attached.
+    pub fn stats(&self) -> Option<&super::CodecStats> {
+        self.core
+            .stats
+            .as_deref()
+            .map(super::stats::Attachment::stats)
+    }
 }
 
 /// Length of the line in `buf[..end]` without a trailing `\r`.
@@ -121,6 +139,27 @@ impl Decoder for LineCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if self.core.stats.is_none() {
+            return self.next_line(src);
+        }
+        self.core.follow();
+        let result = self.next_line(src);
+        self.core.sync();
+        result
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        let result = self.last_line(src);
+        if self.core.stats.is_some() {
+            self.core.sync();
+        }
+        result
+    }
+}
+
+impl LineCodec {
+    #[inline]
+    fn next_line(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
             match self.core.state {
                 State::Reading => {}
@@ -164,7 +203,7 @@ impl Decoder for LineCodec {
         }
     }
 
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+    fn last_line(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         if let Some(line) = self.decode(src)? {
             return Ok(Some(line));
         }
