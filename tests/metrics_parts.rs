@@ -405,3 +405,208 @@ mod codec {
         assert!(!observer.apply(&Settings::new().with("max_frame_length", None)));
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// ConnectionLimiter and LimitedListener
+
+mod conn {
+    use super::*;
+    use std::net::SocketAddr;
+    use tidegate::conn::{ConnectionLimiter, LimitError, LimitedListener, OverLimit};
+    use tokio::net::TcpStream;
+
+    fn peer(last: u8, port: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], port))
+    }
+
+    #[test]
+    fn limiter_series_move_as_connections_come_and_go() {
+        let registry = Registry::new();
+        let limiter = ConnectionLimiter::new(3);
+        limiter.set_per_ip_limit(Some(2));
+        registry.register("edge", &limiter).unwrap();
+        let a1 = limiter.try_acquire(peer(1, 1)).unwrap();
+        let a2 = limiter.try_acquire(peer(1, 2)).unwrap();
+        assert!(matches!(
+            limiter.try_acquire(peer(1, 3)),
+            Err(LimitError::PerIp { .. })
+        ));
+        let b1 = limiter.try_acquire(peer(2, 1)).unwrap();
+        assert!(matches!(
+            limiter.try_acquire(peer(3, 1)),
+            Err(LimitError::Global { .. })
+        ));
+        assert!(matches!(
+            limiter.try_acquire(peer(3, 1)),
+            Err(LimitError::Global { .. })
+        ));
+        assert_eq!(get(&registry, "limiter_active", "edge"), 3.0);
+        assert_eq!(get(&registry, "limiter_peak", "edge"), 3.0);
+        assert_eq!(get(&registry, "limiter_limit", "edge"), 3.0);
+        assert_eq!(get(&registry, "limiter_per_ip_limit", "edge"), 2.0);
+        assert_eq!(get(&registry, "limiter_tracked_ips", "edge"), 2.0);
+        assert_eq!(get(&registry, "limiter_accepted_total", "edge"), 3.0);
+        let refused = |scope| {
+            value(
+                &registry,
+                "limiter_refused_total",
+                "edge",
+                &[("scope", scope)],
+            )
+        };
+        assert_eq!(
+            (refused("global"), refused("per_ip")),
+            (Some(2.0), Some(1.0))
+        );
+        drop((a1, a2));
+        assert_eq!(get(&registry, "limiter_active", "edge"), 1.0);
+        assert_eq!(get(&registry, "limiter_tracked_ips", "edge"), 1.0);
+        drop(b1);
+        drop(limiter);
+        assert!(
+            registry.collect().is_empty(),
+            "a dropped limiter leaves the registry"
+        );
+    }
+
+    #[test]
+    fn limiter_settings_are_checked_whole_and_applied() {
+        let limiter = ConnectionLimiter::new(10);
+        let observer = limiter.observer();
+        let settings = |limit, per_ip| Settings::new().with("limit", limit).with("per_ip", per_ip);
+        assert_eq!(observer.settings(), Some(settings(Some(10), None)));
+
+        let bad = settings(Some(2), Some(3)).with("burst", Some(1));
+        let why = reasons(&*observer, &bad);
+        assert!(why.contains("per_ip 3 is above limit 2"), "{why}");
+        assert!(why.contains("unknown key burst"), "{why}");
+        let why = reasons(&*observer, &Settings::new().with("limit", None));
+        assert!(
+            why.contains("limit cannot be off") && why.contains("per_ip is missing"),
+            "{why}"
+        );
+        assert_eq!(limiter.limits(), (10, None), "check applies nothing");
+
+        let held = limiter.try_acquire(peer(1, 1)).unwrap();
+        let new = settings(Some(3), Some(1));
+        assert_eq!(observer.check(&new), Ok(()));
+        assert!(observer.apply(&new));
+        assert_eq!(limiter.limits(), (3, Some(1)));
+        assert_eq!(observer.settings(), Some(new));
+        // The new per-address limit counts from now on: two more from one address, the second refused.
+        let _first = limiter.try_acquire(peer(2, 1)).unwrap();
+        assert!(matches!(
+            limiter.try_acquire(peer(2, 2)),
+            Err(LimitError::PerIp { limit: 1, .. })
+        ));
+        // And the global limit of 3 is full after one more.
+        let _third = limiter.try_acquire(peer(3, 1)).unwrap();
+        assert!(matches!(
+            limiter.try_acquire(peer(4, 1)),
+            Err(LimitError::Global { limit: 3, .. })
+        ));
+        assert!(observer.apply(&settings(Some(2), None)));
+        assert_eq!(limiter.per_ip_limit(), None);
+        drop((held, _first, _third, limiter));
+        assert_eq!(observer.settings(), None);
+    }
+
+    /// A reader of both limits never pairs an old one with a new one while `apply` swaps them.
+    #[test]
+    fn limiter_apply_is_one_step_for_readers() {
+        let limiter = ConnectionLimiter::new(1);
+        limiter.set_per_ip_limit(Some(1));
+        let observer = limiter.observer();
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (limiter, stop) = (limiter.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let m = limiter.metrics();
+                    for pair in [(m.limit, m.per_ip_limit), limiter.limits()] {
+                        assert!(
+                            pair == (1, Some(1)) || pair == (100, None),
+                            "mixed limits {pair:?}"
+                        );
+                    }
+                }
+            })
+        };
+        for i in 0..20_000 {
+            let (limit, per_ip) = if i % 2 == 0 {
+                (100, None)
+            } else {
+                (1, Some(1))
+            };
+            let s = Settings::new()
+                .with("limit", Some(limit))
+                .with("per_ip", per_ip);
+            assert!(observer.apply(&s));
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn listener_series_move_and_a_dropped_listener_leaves() {
+        let registry = Registry::new();
+        let limiter = ConnectionLimiter::new(1);
+        let listener = LimitedListener::builder()
+            .limiter(limiter.clone())
+            .over_limit(OverLimit::Reject)
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        registry.register("front", &listener).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _c1 = TcpStream::connect(addr).await.unwrap();
+        let (_s1, _, _permit) = timeout(WAIT, listener.accept()).await.unwrap().unwrap();
+        let _c2 = TcpStream::connect(addr).await.unwrap();
+        // Over the limit: the next accept resets the second client and keeps waiting.
+        {
+            let accept = listener.accept();
+            tokio::pin!(accept);
+            timeout(WAIT, async {
+                loop {
+                    tokio::select! {
+                        _ = &mut accept => panic!("nothing should be accepted"),
+                        _ = tokio::time::sleep(Duration::from_millis(1)) => {
+                            if listener.metrics().rejected == 1 {
+                                break;
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        }
+        assert_eq!(get(&registry, "listener_accepted_total", "front"), 1.0);
+        let rejected = |scope| {
+            value(
+                &registry,
+                "listener_rejected_total",
+                "front",
+                &[("scope", scope)],
+            )
+        };
+        assert_eq!(
+            (rejected("global"), rejected("per_ip")),
+            (Some(1.0), Some(0.0))
+        );
+        assert_eq!(get(&registry, "listener_backoffs_total", "front"), 0.0);
+        assert_eq!(
+            get(&registry, "listener_skipped_errors_total", "front"),
+            0.0
+        );
+        assert_eq!(get(&registry, "listener_pauses_total", "front"), 0.0);
+
+        drop(listener);
+        assert!(
+            registry.collect().is_empty(),
+            "the observer does not keep the listener alive"
+        );
+        // The socket is closed too: nobody accepts on the port any more.
+        assert!(TcpStream::connect(addr).await.is_err());
+    }
+}
