@@ -201,7 +201,7 @@ fn exec_apply_is_one_step_for_readers() {
             reads
         })
     };
-    for i in 0..20_000 {
+    for i in 0..100_000 {
         let (c, p) = if i % 2 == 0 { (1000, 1) } else { (1, 1000) };
         assert!(observer.apply(&exec_settings(Some(c), Some(p), None)));
     }
@@ -532,7 +532,7 @@ mod conn {
                 }
             })
         };
-        for i in 0..20_000 {
+        for i in 0..200_000 {
             let (limit, per_ip) = if i % 2 == 0 {
                 (100, None)
             } else {
