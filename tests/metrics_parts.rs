@@ -610,3 +610,113 @@ mod conn {
         assert!(TcpStream::connect(addr).await.is_err());
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// BufPool
+
+mod pool {
+    use super::*;
+    use tidegate::{BufPool, MemoryBudget};
+
+    fn pool(budget: &MemoryBudget) -> BufPool {
+        BufPool::builder()
+            .size_classes([512, 4096])
+            .max_retained_bytes(64 * 1024)
+            .thread_cache_bytes(0)
+            .budget(Some(budget.clone()))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn pool_series_move_as_buffers_come_and_go() {
+        let registry = Registry::new();
+        let budget = MemoryBudget::new(16 * 1024);
+        let pool = pool(&budget);
+        registry.register("frames", &pool).unwrap();
+        let small = pool.try_acquire(100).unwrap();
+        let big = pool.try_acquire(4000).unwrap();
+        let huge = pool.try_acquire(10_000).unwrap();
+        assert!(
+            pool.try_acquire(4096).is_err(),
+            "512 + 4096 + 10000 + 4096 > 16 KiB"
+        );
+        assert_eq!(
+            get(&registry, "pool_outstanding_bytes", "frames"),
+            (512 + 4096 + 10_000) as f64
+        );
+        assert_eq!(get(&registry, "pool_outstanding_buffers", "frames"), 3.0);
+        assert_eq!(get(&registry, "pool_acquired_total", "frames"), 3.0);
+        assert_eq!(get(&registry, "pool_misses_total", "frames"), 2.0);
+        assert_eq!(get(&registry, "pool_unpooled_total", "frames"), 1.0);
+        assert_eq!(get(&registry, "pool_refused_total", "frames"), 1.0);
+        assert_eq!(get(&registry, "pool_retained_bytes", "frames"), 0.0);
+        assert_eq!(get(&registry, "pool_max_retained_bytes", "frames"), 65536.0);
+        let class = |family, class| value(&registry, family, "frames", &[("class", class)]);
+        assert_eq!(class("pool_class_outstanding_bytes", "4096"), Some(4096.0));
+        assert_eq!(class("pool_class_acquired_total", "512"), Some(1.0));
+
+        drop((small, big, huge));
+        let again = pool.try_acquire(200).unwrap();
+        assert_eq!(get(&registry, "pool_outstanding_bytes", "frames"), 512.0);
+        assert_eq!(
+            get(&registry, "pool_peak_outstanding_bytes", "frames"),
+            (512 + 4096 + 10_000) as f64
+        );
+        assert_eq!(get(&registry, "pool_retained_bytes", "frames"), 4096.0);
+        assert_eq!(get(&registry, "pool_hits_total", "frames"), 1.0);
+        assert_eq!(get(&registry, "pool_returned_total", "frames"), 3.0);
+        assert_eq!(class("pool_class_retained_bytes", "4096"), Some(4096.0));
+        assert_eq!(class("pool_class_misses_total", "512"), Some(1.0));
+
+        let clone = pool.clone();
+        drop(pool);
+        assert!(!registry.collect().is_empty(), "a clone still lives");
+        drop(clone);
+        // A buffer still out does not keep the pool in the registry; its budget charge is still there.
+        assert!(
+            registry.collect().is_empty(),
+            "the last handle gone, the pool leaves"
+        );
+        assert_eq!(budget.used(), 512);
+        drop(again);
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn pool_settings_are_checked_whole_and_applied() {
+        let budget = MemoryBudget::new(1 << 20);
+        let pool = pool(&budget);
+        let observer = pool.observer();
+        assert_eq!(
+            observer.settings(),
+            Some(Settings::new().with("max_retained_bytes", Some(65536)))
+        );
+        let bad = Settings::new()
+            .with("max_retained_bytes", None)
+            .with("classes", Some(3));
+        let why = reasons(&*observer, &bad);
+        assert!(
+            why.contains("cannot be off") && why.contains("unknown key classes"),
+            "{why}"
+        );
+        assert!(reasons(&*observer, &Settings::new()).contains("max_retained_bytes is missing"));
+
+        let held: Vec<_> = (0..4).map(|_| pool.try_acquire(4096).unwrap()).collect();
+        drop(held);
+        assert_eq!(pool.metrics().total.retained_bytes, 4 * 4096);
+        let lowered = Settings::new().with("max_retained_bytes", Some(4096));
+        assert_eq!(observer.check(&lowered), Ok(()));
+        assert!(observer.apply(&lowered));
+        assert_eq!(pool.max_retained_bytes(), 4096);
+        assert_eq!(
+            pool.metrics().total.retained_bytes,
+            4096,
+            "idle storage above the new cap is freed"
+        );
+        assert_eq!(observer.settings(), Some(lowered));
+        drop(pool);
+        assert_eq!(observer.settings(), None);
+        assert!(!observer.apply(&Settings::new().with("max_retained_bytes", Some(1))));
+    }
+}

@@ -45,6 +45,8 @@ mod error;
 mod inner;
 mod leak;
 mod metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod observe;
 mod pool;
 mod pool_ref;
 mod pooled;
