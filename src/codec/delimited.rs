@@ -26,7 +26,40 @@ pub(super) struct DelimitedCore {
     splitter: Splitter,
     pub(super) metrics: CodecMetrics,
     pub(super) on_skip: SkipHook,
-    pub(super) stats: Option<Box<Attachment>>,
+}
+
+/// The shared counters of a line or delimiter codec, if attached.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stats(pub(super) Option<Box<Attachment>>);
+
+impl Stats {
+    /// See `LengthFieldCodec::set_stats`; every maximum works for these codecs.
+    pub(super) fn set(&mut self, core: &DelimitedCore, stats: Option<&CodecStats>) {
+        self.0 = stats.map(|s| s.attach(core.metrics, (0, usize::MAX)));
+    }
+
+    #[inline]
+    pub(super) fn is_attached(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Before a `decode` call of an attached codec: takes a new live maximum.
+    pub(super) fn follow(&mut self, core: &mut DelimitedCore) {
+        if let Some(max) = self.0.as_mut().and_then(|a| a.new_max()) {
+            core.max = max;
+        }
+    }
+
+    /// After a `decode` call of an attached codec: adds the counts.
+    pub(super) fn sync(&mut self, core: &DelimitedCore) {
+        if let Some(attached) = &mut self.0 {
+            attached.sync(&core.metrics);
+        }
+    }
+
+    pub(super) fn get(&self) -> Option<&CodecStats> {
+        self.0.as_deref().map(Attachment::stats)
+    }
 }
 
 impl DelimitedCore {
@@ -39,28 +72,6 @@ impl DelimitedCore {
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
             on_skip,
-            stats: None,
-        }
-    }
-
-    /// See `LengthFieldCodec::set_stats`; every maximum works for these codecs.
-    pub(super) fn set_stats(&mut self, stats: Option<&CodecStats>) {
-        self.stats = stats.map(|s| s.attach(self.metrics, (0, usize::MAX)));
-    }
-
-    /// Before a `decode` call of an attached codec: takes a new live maximum.
-    #[cold]
-    pub(super) fn follow(&mut self) {
-        if let Some(max) = self.stats.as_mut().and_then(|a| a.new_max()) {
-            self.max = max;
-        }
-    }
-
-    /// After a `decode` call of an attached codec: adds the counts.
-    #[cold]
-    pub(super) fn sync(&mut self) {
-        if let Some(attached) = &mut self.stats {
-            attached.sync(&self.metrics);
         }
     }
 

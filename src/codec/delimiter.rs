@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem::Finder;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::delimited::{DelimitedCore, State};
+use super::delimited::{DelimitedCore, State, Stats};
 use super::skip_hook::SkipHook;
 use super::{CodecError, CodecMetrics, DelimiterCodecBuilder, OversizePolicy};
 
@@ -58,6 +58,7 @@ pub struct DelimiterCodec {
     overlapping: bool,
     /// `scanned` there: every delimiter that starts before it has been ruled out.
     core: DelimitedCore,
+    stats: Stats,
 }
 
 impl DelimiterCodec {
@@ -117,6 +118,7 @@ impl DelimiterCodec {
             finders,
             single_byte,
             core: DelimitedCore::new(max, policy, on_skip),
+            stats: Stats::default(),
         })
     }
 
@@ -164,15 +166,12 @@ impl DelimiterCodec {
     ///
     /// See [`CodecStats`](super::CodecStats).
     pub fn set_stats(&mut self, stats: Option<&super::CodecStats>) {
-        self.core.set_stats(stats);
+        self.stats.set(&self.core, stats);
     }
 
     /// The shared counters this decoder adds to, if attached.
     pub fn stats(&self) -> Option<&super::CodecStats> {
-        self.core
-            .stats
-            .as_deref()
-            .map(super::stats::Attachment::stats)
+        self.stats.get()
     }
 
     /// The earliest complete delimiter in `hay[from..]`: its start and index.
@@ -272,9 +271,9 @@ impl DelimiterCodec {
         src: &mut BytesMut,
         eof: bool,
     ) -> Result<Option<Bytes>, CodecError> {
-        self.core.follow();
+        self.stats.follow(&mut self.core);
         let result = self.next_frame(src, eof);
-        self.core.sync();
+        self.stats.sync(&self.core);
         result
     }
 
@@ -330,14 +329,14 @@ impl Decoder for DelimiterCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        if self.core.stats.is_none() {
+        if !self.stats.is_attached() {
             return self.next_frame(src, false);
         }
         self.next_frame_attached(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        if self.core.stats.is_none() {
+        if !self.stats.is_attached() {
             return self.next_frame(src, true);
         }
         self.next_frame_attached(src, true)
