@@ -80,14 +80,14 @@ impl CodecStats {
     /// The sum of what every attached decoder counted while attached (`copied_frames` included).
     pub fn metrics(&self) -> CodecMetrics {
         let i = &self.inner;
-        let mut m = CodecMetrics::default();
-        m.frames = i.frames.load(Relaxed);
-        m.bytes = i.bytes.load(Relaxed);
-        m.too_long = i.too_long.load(Relaxed);
-        m.discarded_bytes = i.discarded_bytes.load(Relaxed);
-        m.malformed = i.malformed.load(Relaxed);
-        m.copied_frames = i.copied_frames.load(Relaxed);
-        m
+        CodecMetrics {
+            frames: i.frames.load(Relaxed),
+            bytes: i.bytes.load(Relaxed),
+            too_long: i.too_long.load(Relaxed),
+            discarded_bytes: i.discarded_bytes.load(Relaxed),
+            malformed: i.malformed.load(Relaxed),
+            copied_frames: i.copied_frames.load(Relaxed),
+        }
     }
 
     /// Attached decoders alive now (clones of an attached decoder are attached too).
