@@ -720,3 +720,118 @@ mod pool {
         assert!(!observer.apply(&Settings::new().with("max_retained_bytes", Some(1))));
     }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Shared codec counters against the decoders' own, over random peer input
+
+mod codec_props {
+    use bytes::{BufMut, BytesMut};
+    use proptest::prelude::*;
+    use tidegate::codec::{CodecMetrics, CodecStats, LengthFieldCodec, LineCodec, OversizePolicy};
+    use tokio_util::codec::Decoder;
+
+    /// Feeds `wire` in pieces cut at `cuts`, decoding after each, until the decoder fails or the input ends.
+    fn run<D: Decoder>(codec: &mut D, wire: &[u8], cuts: &[usize]) {
+        let mut buf = BytesMut::new();
+        let mut at = 0;
+        for &cut in cuts.iter().chain(std::iter::once(&wire.len())) {
+            let cut = cut.clamp(at, wire.len());
+            buf.extend_from_slice(&wire[at..cut]);
+            at = cut;
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    fn sum(a: CodecMetrics, b: CodecMetrics) -> [u64; 6] {
+        [
+            a.frames + b.frames,
+            a.bytes + b.bytes,
+            a.too_long + b.too_long,
+            a.discarded_bytes + b.discarded_bytes,
+            a.malformed + b.malformed,
+            a.copied_frames + b.copied_frames,
+        ]
+    }
+
+    fn all(m: CodecMetrics) -> [u64; 6] {
+        [
+            m.frames,
+            m.bytes,
+            m.too_long,
+            m.discarded_bytes,
+            m.malformed,
+            m.copied_frames,
+        ]
+    }
+
+    proptest! {
+        /// Whatever the peers send and however it is split, the shared counters are exactly the sum of what the
+        /// attached decoders counted themselves.
+        #[test]
+        fn shared_counts_are_the_sum_of_the_decoders(
+            frames in proptest::collection::vec((0usize..48, any::<bool>()), 0..24),
+            lines in proptest::collection::vec(0usize..24, 0..24),
+            cuts in proptest::collection::vec(0usize..1200, 0..12),
+        ) {
+            let mut wire = BytesMut::new();
+            for (len, lie) in &frames {
+                // The field counts 8 more than the payload (adjustment -8); a lying header (field 0) gives a frame
+                // shorter than its header: malformed, fatal. Payloads over 32 bytes are skipped as too long.
+                let lie = *lie && *len < 4;
+                wire.put_u32(if lie { 0 } else { *len as u32 + 8 });
+                wire.put_bytes(b'x', *len);
+            }
+            let mut text = Vec::new();
+            for len in &lines {
+                text.extend(std::iter::repeat_n(b'y', *len));
+                text.push(b'\n');
+            }
+            let mut cuts = cuts;
+            cuts.sort_unstable();
+            let stats = CodecStats::new();
+            let mut length = LengthFieldCodec::builder()
+                .max_frame_length(36)
+                .length_adjustment(-8)
+                .oversize_policy(OversizePolicy::Skip)
+                .stats(&stats)
+                .build()
+                .unwrap();
+            let mut line = LineCodec::builder()
+                .max_frame_length(16)
+                .oversize_policy(OversizePolicy::Skip)
+                .stats(&stats)
+                .build()
+                .unwrap();
+            run(&mut length, &wire, &cuts);
+            run(&mut line, &text, &cuts);
+            prop_assert_eq!(all(stats.metrics()), sum(length.metrics(), line.metrics()));
+            let expected_lines = lines.iter().filter(|len| **len <= 16).count() as u64;
+            prop_assert_eq!(line.metrics().frames, expected_lines);
+            // The length decoder against a reference model of the same wire.
+            let (mut ok, mut bytes, mut too_long, mut discarded, mut malformed) = (0, 0, 0, 0, 0);
+            for (len, lie) in &frames {
+                if *lie && *len < 4 {
+                    malformed = 1;
+                    break;
+                } else if len + 4 > 36 {
+                    too_long += 1;
+                    discarded += len + 4;
+                } else {
+                    ok += 1;
+                    bytes += len;
+                }
+            }
+            let m = length.metrics();
+            prop_assert_eq!(
+                (m.frames, m.bytes, m.too_long, m.discarded_bytes, m.malformed),
+                (ok, bytes as u64, too_long, discarded as u64, malformed)
+            );
+        }
+    }
+}
