@@ -205,8 +205,9 @@ impl ConnectionLimiter {
         self.shared.active.load(Ordering::Acquire)
     }
 
-    /// A snapshot of the counters. Fields are read one after another, so under load they can disagree by a
-    /// connection or two; after a workload they settle.
+    /// A snapshot of the counters. Counts are read one after another, so under load they can disagree by a
+    /// connection or two; after a workload they settle. The two limits are read together (see
+    /// [`set_limits`](Self::set_limits)).
     ///
     /// # Examples
     ///
