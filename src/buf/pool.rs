@@ -52,7 +52,8 @@ pub struct BufPool {
     pub(super) link: std::sync::Arc<PoolLink>,
 }
 
-/// The observers' way to the pool (see [`BufPool`]'s `link`).
+/// The observers' way to the pool (see [`BufPool`]'s `link`); the observers are compiled out under loom.
+#[cfg_attr(all(test, tidegate_loom), allow(dead_code))]
 pub(super) struct PoolLink(pub(super) PoolRef<PoolInner>);
 
 impl BufPool {
