@@ -20,9 +20,13 @@ mod accept_backoff;
 mod limit_error;
 mod limiter;
 mod limiter_metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod limiter_observe;
 mod listener;
 mod listener_builder;
 mod listener_metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod listener_observe;
 mod over_limit;
 mod permit;
 
