@@ -1,9 +1,10 @@
 //! The pool's report to a metrics registry, and its live retained cap.
 
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use crate::loom::atomic::Ordering;
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings};
 
 use super::pool::{BufPool, PoolLink};
 
@@ -146,5 +147,10 @@ impl Observer for PoolObserver {
                 .set_max_retained_bytes(usize::try_from(max).unwrap_or(usize::MAX));
         }
         true
+    }
+
+    /// What the pool has handed out and not had back, and, when it tracks buffers, where they were acquired.
+    fn leaks(&self, older_than: Duration) -> Option<Outstanding> {
+        Some(self.link()?.0.get().outstanding(older_than))
     }
 }
