@@ -34,7 +34,7 @@ impl Model {
     /// What the receiver does: release `total` bytes one at a time, waking senders on a flip.
     fn drain(&self, total: usize) {
         for _ in 0..total {
-            if self.level.sub(1, &self.limits).flipped {
+            if self.level.sub(1, self.limits.low()).flipped {
                 self.gate.wake_all();
             }
         }
