@@ -161,6 +161,8 @@ fn a_set_of_10_000_queues_renders_as_many_series_as_a_set_of_10() {
     assert_eq!(get(&registry, "conns", "queue_queued_bytes"), 900.0);
     assert_eq!(get(&registry, "conns", "queue_unwritable"), 100.0);
     assert_eq!(get(&registry, "conns", "queue_largest_queued_bytes"), 9.0);
+    assert!(queues[1].0.try_send(vec![0; 65]).is_err()); // over the set's hard cap
+    assert_eq!(get(&registry, "conns", "queue_refused_total"), 1.0);
     drop(queues);
     assert_eq!(get(&registry, "conns", "queue_members"), 0.0);
     assert_eq!(get(&registry, "conns", "queue_queued_bytes"), 0.0);
@@ -170,6 +172,8 @@ fn a_set_of_10_000_queues_renders_as_many_series_as_a_set_of_10() {
         get(&registry, "conns", "queue_undelivered_items_total"),
         100.0
     );
+    assert_eq!(get(&registry, "conns", "queue_refused_total"), 1.0);
+    assert_eq!(registry.collect().len(), series_10);
 }
 
 #[test]

@@ -43,7 +43,6 @@ mod broadcast_report;
 mod group;
 mod group_members;
 mod group_metrics;
-#[cfg(not(all(test, tidegate_loom)))]
 mod group_observe;
 
 pub use broadcast_report::BroadcastReport;
@@ -56,7 +55,6 @@ mod build_error;
 mod close_reason;
 mod connection;
 mod connection_builder;
-#[cfg(not(all(test, tidegate_loom)))]
 mod connection_observe;
 mod frame_limit;
 mod held;

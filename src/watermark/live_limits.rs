@@ -45,7 +45,7 @@ impl LiveLimits {
             if before & 1 == 0 && self.seq.load(Ordering::Relaxed) == before {
                 return limits;
             }
-            std::hint::spin_loop();
+            backoff();
         }
     }
 
@@ -66,7 +66,7 @@ impl LiveLimits {
         let mut seq = self.seq.load(Ordering::Relaxed);
         loop {
             if seq & 1 == 1 {
-                std::hint::spin_loop();
+                backoff();
                 seq = self.seq.load(Ordering::Relaxed);
                 continue;
             }
@@ -85,6 +85,18 @@ impl LiveLimits {
         self.hard.store(limits.hard, Ordering::Relaxed);
         self.seq.store(seq.wrapping_add(2), Ordering::Release);
     }
+}
+
+/// Waits a moment for a writer in the middle of a change (a few stores long).
+#[cfg(not(all(test, tidegate_loom)))]
+fn backoff() {
+    std::hint::spin_loop();
+}
+
+/// Under loom a spinning thread must yield, or the model never lets the writer finish.
+#[cfg(all(test, tidegate_loom))]
+fn backoff() {
+    loom::thread::yield_now();
 }
 
 #[cfg(all(test, not(tidegate_loom)))]

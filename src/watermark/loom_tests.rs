@@ -107,3 +107,33 @@ fn loom_racing_flips_never_leave_writability_stuck() {
         assert!(m.level.is_writable());
     });
 }
+
+/// Two changes of the marks race a reader: the reader sees one whole configuration, never a mix, and the writers'
+/// changes are serialized (the last one wins whole).
+#[test]
+fn loom_live_limits_are_read_whole() {
+    use super::live_limits::LiveLimits;
+
+    let (a, b, c) = (
+        Limits::new(1, 2, 3),
+        Limits::new(10, 20, 30),
+        Limits::new(100, 200, 300),
+    );
+    ::loom::model(move || {
+        let live = Arc::new(LiveLimits::new(a));
+        let writers: Vec<_> = [b, c]
+            .into_iter()
+            .map(|limits| {
+                let live = live.clone();
+                thread::spawn(move || live.set(limits))
+            })
+            .collect();
+        let seen = live.get();
+        assert!(seen == a || seen == b || seen == c, "mixed marks {seen:?}");
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let last = live.get();
+        assert!(last == b || last == c, "mixed marks {last:?}");
+    });
+}

@@ -19,6 +19,10 @@
 //! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). [`FramedSender`] puts an
 //! [`Encoder`](tokio_util::codec::Encoder) in front of the queue so producers send messages.
 //!
+//! A [`QueueSet`] gathers many queues (every connection of a listener): they share one set of marks, changed for
+//! all of them in one step, and report to a [`Registry`](crate::metrics::Registry) as one aggregate instead of a
+//! series each. Every handle of a queue, and the set, can be registered there.
+//!
 //! # Examples
 //!
 //! ```
@@ -50,7 +54,6 @@ mod limits;
 mod limits_error;
 mod live_limits;
 mod metrics;
-#[cfg(not(all(test, tidegate_loom)))]
 mod observe;
 mod queue_set;
 mod queue_set_metrics;

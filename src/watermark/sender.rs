@@ -327,13 +327,15 @@ impl<T: Weight> Sender<T> {
         self.shared.closed().await
     }
 
-    /// The current marks.
+    /// The current marks (the set's, for a member of a [`QueueSet`](super::QueueSet)).
     pub fn limits(&self) -> Limits {
         self.shared.limits().get()
     }
 
-    /// Changes the marks at run time, for every sender of this queue. Writability is re-decided at once; items
-    /// already queued above a lowered hard cap stay queued.
+    /// Changes the marks at run time, for every sender of this queue, in one step: a reader of the marks sees all
+    /// the old ones or all the new ones. Writability is re-decided at once; items already queued above a lowered
+    /// hard cap stay queued. For a member of a [`QueueSet`](super::QueueSet) the marks are the set's: this changes
+    /// them for every member.
     pub fn set_limits(&self, limits: Limits) {
         self.shared.set_limits(limits);
     }
