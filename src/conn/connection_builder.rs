@@ -176,6 +176,10 @@ impl ConnectionBuilder {
     /// [`hard_cap`](Self::hard_cap) (and follow every change of them, live), and they report as one aggregate
     /// when the set is registered with a [`Registry`](crate::metrics::Registry). Default: none.
     ///
+    /// [`build`](Self::build) checks the set's marks as it would the builder's, and the set remembers what its
+    /// connections need above the high mark (the largest frame and a batch): the registry's
+    /// [`check`](crate::metrics::Observer::check) of the set refuses marks that leave less.
+    ///
     /// # Examples
     ///
     /// ```
