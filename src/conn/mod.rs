@@ -47,6 +47,7 @@ mod broadcast_report;
 mod group;
 mod group_members;
 mod group_metrics;
+mod group_observe;
 
 pub use broadcast_report::BroadcastReport;
 pub use group::Group;
@@ -58,6 +59,7 @@ mod build_error;
 mod close_reason;
 mod connection;
 mod connection_builder;
+mod connection_observe;
 mod frame_limit;
 mod held;
 mod metrics;
