@@ -33,11 +33,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use common::{say, Flags, Signals};
 use parking_lot::Mutex;
 use tidegate::buf::{BufPool, LeakTracking};
-use tidegate::codec::LengthFieldCodec;
+use tidegate::codec::{CodecStats, LengthFieldCodec};
 use tidegate::conn::{Connection, IdleTimeout, LimitedListener, Shutdown};
 use tidegate::exec::BoundedExecutor;
 use tidegate::metrics::{Observe, ProcessMetrics, Registry, Snapshot};
-use tidegate::watermark::{SendError, Sender};
+use tidegate::watermark::{Limits, QueueSet, SendError, Sender};
 use tidegate::MemoryBudget;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -165,17 +165,19 @@ fn main() {
     common::run_server("metrics_endpoint", workers, serve(options));
 }
 
-/// The parts of the echo side that handlers share.
+/// The parts of the echo side that connections share.
 #[derive(Clone)]
 struct Echo {
     exec: BoundedExecutor,
     pool: BufPool,
+    frames: CodecStats,
+    queues: QueueSet,
 }
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
     let registry = Registry::new();
-    let (_, listener) =
+    let (limiter, listener) =
         common::bind_limited(&options.listen.to_string(), options.max_conns).await?;
     let budget = MemoryBudget::new(options.budget);
     let pool = BufPool::builder()
@@ -190,8 +192,21 @@ async fn serve(options: Options) -> io::Result<()> {
         .name("handlers")
         .build()
         .map_err(io::Error::other)?;
+    // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
+    let hard = (options.high + options.max_frame + 8 * 1024).max(2 << 20);
+    let limits = Limits::try_new(options.low, options.high, hard).map_err(io::Error::other)?;
+    // Every connection's decoder adds to these counters and every write queue joins this set: 10,000
+    // connections render as one codec and one queue aggregate, not 10,000 series.
+    let frames = CodecStats::new();
+    let queues = QueueSet::new(limits);
     let process = ProcessMetrics::new();
+    register(&registry, "echo", &listener)?;
+    register(&registry, "echo-limit", &limiter)?;
+    register(&registry, "echo-frames", &frames)?;
+    register(&registry, "echo-queues", &queues)?;
     register(&registry, "connections", &budget)?;
+    register(&registry, "answers", &pool)?;
+    register(&registry, "handlers", &exec)?;
     register(&registry, "process", &process)?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
@@ -203,8 +218,7 @@ async fn serve(options: Options) -> io::Result<()> {
         .idle(&idle)
         .low_mark(options.low)
         .high_mark(options.high)
-        // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
-        .hard_cap((options.high + options.max_frame + 8 * 1024).max(2 << 20))
+        .hard_cap(hard)
         .evict_after(options.evict_after)
         .budget(Some(budget.clone()))
         .drain_timeout(DRAIN)
@@ -238,6 +252,8 @@ async fn serve(options: Options) -> io::Result<()> {
     let echo = Echo {
         exec: exec.clone(),
         pool,
+        frames,
+        queues,
     };
     let handlers = TaskTracker::new();
     let ids = AtomicU64::new(0);
@@ -248,10 +264,13 @@ async fn serve(options: Options) -> io::Result<()> {
         };
         let (stream, _peer, permit) = accepted?;
         let _ = stream.set_nodelay(true);
+        let mut decoder = codec.clone();
+        decoder.set_stats(Some(&echo.frames));
         let conn = connections
             .permit(permit)
-            .build(stream, codec.clone(), codec.clone())
+            .build(stream, decoder, codec.clone())
             .map_err(io::Error::other)?;
+        echo.queues.add(conn.sender());
         let id = ids.fetch_add(1, Ordering::Relaxed);
         handlers.spawn(echo_connection(conn, id, echo.clone()));
     };
