@@ -9,6 +9,12 @@
 //! in the budget's used bytes and, once its answers are older than `--leak-age-ms`, in `/leaks` with the line
 //! that acquired them.
 //!
+//! The parts, by the `name` label of their series: `echo` (the listener), `echo-limit` (its connection limiter),
+//! `echo-frames` (the counters every connection's decoder shares), `echo-queues` (every connection's write queue
+//! as one aggregate: a constant number of series however many peers), `connections` (the memory budget),
+//! `answers` (the pool), `handlers` (the executor) and `process` (resident memory, open descriptors, runtime
+//! tasks).
+//!
 //! The admin side is HTTP/1.1 by hand, one request per connection: the request head must fit in 8 KiB and arrive
 //! within `--admin-timeout-ms`, answers carry `Connection: close`. Both ports must be loopback addresses: the
 //! admin port has no authentication, so it is for a local scraper or an SSH tunnel.

@@ -3,7 +3,7 @@
 #   1. `promtool check metrics` on its /metrics output must report no problem;
 #   2. a real Prometheus (temporary config and data directory, loopback only, scrape interval 1 s) scrapes it
 #      for 15 s while a client echoes, and `tidegate_budget_used_bytes` must come back through Prometheus' HTTP
-#      API (/api/v1/query) with a result.
+#      API (/api/v1/query) with a result, with 13 samples or more in the 15 s and the client's frames moving.
 # Usage: scripts/prometheus_check.sh
 #
 # Installs Debian's `prometheus` package (and curl) with apt-get when `promtool` or `prometheus` is missing: run
@@ -143,4 +143,10 @@ samples=$(sed -n 's/.*"value":\[[0-9.]*,"\([0-9]*\)"\].*/\1/p' <<<"$scrapes")
 say "samples of tidegate_budget_limit_bytes in the last ${SCRAPE_SECONDS} s: ${samples:-none}"
 # Scraped every second for 15 s: allow for the first scrape's offset and a late one.
 ((${samples:-0} >= SCRAPE_SECONDS - 2)) || fail "too few scrapes: $scrapes"
+# The client's frames, as Prometheus sees them move (about 10 a second).
+rate=$(curl -fsS --max-time 10 -G "$api/api/v1/query" \
+    --data-urlencode 'query=sum(rate(tidegate_codec_frames_total[10s]))')
+frames=$(sed -n 's/.*"value":\[[0-9.]*,"\([0-9.e+-]*\)"\].*/\1/p' <<<"$rate")
+say "frames per second through Prometheus: ${frames:-none}"
+awk -v r="${frames:-0}" 'BEGIN { exit !(r > 1) }' || fail "tidegate_codec_frames_total did not move: $rate"
 say "OK"
