@@ -94,7 +94,14 @@ fn metrics_count_exactly_what_clients_did() {
     // Two connections of 20 frames of 100 bytes; each ends (server side too) before `echo` returns.
     echo(server.echo, 20, 100);
     echo(server.echo, 20, 100);
-    let after = server.scrape();
+    // The executor counts a task done a moment after its answer was queued, and the peer may read it before:
+    // wait for its books to close (every other count below was made before the echo reached the client).
+    let after = eventually(Duration::from_secs(5), || {
+        let metrics = server.scrape();
+        let in_flight = r#"tidegate_exec_in_flight{name="handlers"}"#;
+        (value(&metrics, in_flight) == Some(0.0)).then_some(metrics)
+    })
+    .expect("the handlers' tasks finish");
     let grew = |series: &str| {
         let was = value(&before, series).unwrap_or_else(|| panic!("{series} in\n{before}"));
         let is = value(&after, series).unwrap_or_else(|| panic!("{series} in\n{after}"));
@@ -209,12 +216,11 @@ fn leaks_show_what_a_peer_that_does_not_read_holds_until_it_leaves() {
         .unwrap();
     // Frames until the server stops reading: its answers fill the socket buffers, then its queue.
     let big = frame(&vec![7u8; 60 * 1024]);
+    // Whole frames only: after the first write that times out (perhaps part-way) nothing more is sent, so the
+    // server never sees a misaligned header.
     let mut sent = 0usize;
-    while sent < 256 << 20 {
-        match stuck.write(&big) {
-            Ok(n) => sent += n,
-            Err(_) => break,
-        }
+    while sent < 256 << 20 && stuck.write_all(&big).is_ok() {
+        sent += big.len();
     }
     assert!(sent < 256 << 20, "the server never stopped reading");
     let listed = eventually(Duration::from_secs(10), || {
@@ -235,6 +241,8 @@ fn leaks_show_what_a_peer_that_does_not_read_holds_until_it_leaves() {
     )
     .unwrap();
     assert!(used > 0.0, "the stuck queue is charged to the budget");
+    let unwritable = r#"tidegate_queue_unwritable{name="echo-queues"}"#;
+    assert_eq!(value(&metrics, unwritable), Some(1.0), "{metrics}");
 
     drop(stuck);
     let gone = eventually(Duration::from_secs(10), || {
@@ -242,6 +250,13 @@ fn leaks_show_what_a_peer_that_does_not_read_holds_until_it_leaves() {
         (!leaks.contains("acquired at")).then_some(leaks)
     });
     assert!(gone.is_some(), "the peer left, its buffers should have too");
+    let metrics = eventually(Duration::from_secs(10), || {
+        let metrics = server.scrape();
+        let used = r#"tidegate_budget_used_bytes{name="connections"}"#;
+        (value(&metrics, used) == Some(0.0)).then_some(metrics)
+    })
+    .expect("the budget is whole again once the peer left");
+    assert_eq!(value(&metrics, unwritable), Some(0.0), "{metrics}");
 }
 
 #[test]
