@@ -138,6 +138,44 @@ fn a_pools_charge_is_left_to_the_pools_own_tracking() {
 }
 
 #[test]
+fn a_registered_pool_lists_its_tracked_buffers_by_line() {
+    let registry = Registry::new();
+    let pool = BufPool::builder()
+        .leak_tracking(LeakTracking::All)
+        .build()
+        .unwrap();
+    let untracked = BufPool::new();
+    registry.register("frames", &pool).unwrap();
+    registry.register("scratch", &untracked).unwrap();
+    let kept = pool.try_acquire(100).unwrap();
+    let kept_line = line!() - 1;
+    drop(pool.try_acquire(100).unwrap());
+    let _scratch = untracked.try_acquire(5000).unwrap();
+
+    let report = registry.leak_report(Duration::ZERO);
+    let frames = &report.part("frames").expect("listed").outstanding;
+    assert_eq!(
+        (frames.bytes, frames.items, frames.tracking),
+        (512, Some(1), true)
+    );
+    assert_eq!(
+        sites(frames),
+        [(kept_line, 1, 512, 0)],
+        "the returned one is gone"
+    );
+    let scratch = &report.part("scratch").expect("listed").outstanding;
+    assert_eq!(
+        (scratch.bytes, scratch.items, scratch.tracking),
+        (16384, Some(1), false)
+    );
+    assert!(scratch.sites.is_empty());
+
+    drop(kept);
+    let frames = registry.leak_report(Duration::ZERO);
+    assert_eq!(frames.part("frames").expect("listed").outstanding.bytes, 0);
+}
+
+#[test]
 fn a_child_budgets_reservations_are_listed_by_the_child() {
     let registry = Registry::new();
     let root = MemoryBudget::new(1 << 20);

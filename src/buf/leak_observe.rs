@@ -10,27 +10,15 @@ use crate::metrics::Outstanding;
 use super::inner::PoolInner;
 use super::leak::{LeakReport, LeakTracking};
 use super::metrics::PoolTotals;
-use super::pool::BufPool;
 
 impl PoolInner {
     /// The capacity and number of the buffers handed out and not back, and, when the pool tracks them, the tracked
     /// ones held for `older_than` or more by acquisition site.
-    // Called by the pool's observer once it reports leaks; until then only through `BufPool::outstanding`.
-    #[allow(dead_code)]
     pub(super) fn outstanding(&self, older_than: Duration) -> Outstanding {
         let total = self.metrics().total;
         // Every tracked buffer, whatever its age, so that `oldest` covers them all.
         let tracked = self.leaks.report(Duration::ZERO, total.outstanding_buffers);
         outstanding(&total, &tracked, older_than)
-    }
-}
-
-impl BufPool {
-    /// What [`Registry::leak_report`](crate::metrics::Registry::leak_report) lists for this pool.
-    #[allow(dead_code)]
-    pub(crate) fn outstanding(&self, older_than: Duration) -> Outstanding {
-        let total = self.metrics().total;
-        outstanding(&total, &self.leak_report(Duration::ZERO), older_than)
     }
 }
 
@@ -55,6 +43,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::buf::BufPool;
+    use crate::metrics::Observe;
 
     #[test]
     fn outstanding_buffers_are_listed_by_site_until_they_come_back() {
@@ -67,7 +57,7 @@ mod tests {
         let returned = pool.try_acquire(100).unwrap();
         drop(returned);
 
-        let held = pool.outstanding(Duration::ZERO);
+        let held = pool.observer().leaks(Duration::ZERO).unwrap();
         assert_eq!(
             (held.bytes, held.items, held.tracking),
             (512, Some(1), true)
@@ -80,12 +70,16 @@ mod tests {
         assert_eq!((held.sites[0].items, held.sites[0].bytes), (1, 512));
         assert!(held.oldest.is_some());
         assert!(
-            pool.outstanding(Duration::from_secs(3600)).sites.is_empty(),
+            pool.observer()
+                .leaks(Duration::from_secs(3600))
+                .unwrap()
+                .sites
+                .is_empty(),
             "not held for an hour"
         );
 
         drop(kept);
-        let held = pool.outstanding(Duration::ZERO);
+        let held = pool.observer().leaks(Duration::ZERO).unwrap();
         assert_eq!((held.bytes, held.items, held.oldest), (0, Some(0), None));
         assert!(held.sites.is_empty());
     }
@@ -94,7 +88,7 @@ mod tests {
     fn an_untracked_pool_still_reports_what_it_holds() {
         let pool = BufPool::new();
         let _kept = pool.try_acquire(5000).unwrap();
-        let held = pool.outstanding(Duration::ZERO);
+        let held = pool.observer().leaks(Duration::ZERO).unwrap();
         assert_eq!(
             (held.bytes, held.items, held.tracking),
             (16384, Some(1), false)

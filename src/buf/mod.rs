@@ -47,6 +47,8 @@ mod leak;
 #[cfg(not(all(test, tidegate_loom)))]
 mod leak_observe;
 mod metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod observe;
 mod pool;
 mod pool_ref;
 mod pooled;

@@ -45,7 +45,16 @@ use super::unpooled::UNPOOLED;
 /// ```
 pub struct BufPool {
     pool: PoolRef<PoolInner>,
+    /// What registry observers hold weakly: it lives as long as some handle does (clones share it), and holds
+    /// one unit of the pool so that an observer that upgraded it can read the pool. Apart from the hot path: an
+    /// acquire never touches it.
+    #[cfg_attr(all(test, tidegate_loom), allow(dead_code))]
+    pub(super) link: std::sync::Arc<PoolLink>,
 }
+
+/// The observers' way to the pool (see [`BufPool`]'s `link`); the observers are compiled out under loom.
+#[cfg_attr(all(test, tidegate_loom), allow(dead_code))]
+pub(super) struct PoolLink(pub(super) PoolRef<PoolInner>);
 
 impl BufPool {
     /// A pool with the default size classes ([`DEFAULT_SIZE_CLASSES`]), [`DEFAULT_MAX_RETAINED_BYTES`],
@@ -205,9 +214,9 @@ impl BufPool {
 
     /// A handle to a pool built by [`BufPoolBuilder`].
     pub(super) fn from_inner(inner: PoolInner) -> Self {
-        BufPool {
-            pool: PoolRef::new(inner),
-        }
+        let pool = PoolRef::new(inner);
+        let link = std::sync::Arc::new(PoolLink(pool.clone_one()));
+        BufPool { pool, link }
     }
 
     #[inline]
@@ -246,6 +255,7 @@ impl Clone for BufPool {
         self.inner().handles.fetch_add(1, Ordering::Relaxed);
         BufPool {
             pool: self.pool.clone_one(),
+            link: std::sync::Arc::clone(&self.link),
         }
     }
 }

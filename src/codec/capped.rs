@@ -6,7 +6,8 @@ use bytes::BytesMut;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::skip_hook::SkipHook;
-use super::{CappedBuilder, CodecError, CodecMetrics, OversizePolicy};
+use super::stats::Attachment;
+use super::{CappedBuilder, CodecError, CodecMetrics, CodecStats, OversizePolicy};
 
 /// A decoder's initial state and how to copy it.
 pub(super) type Restart<D> = (D, fn(&D) -> D);
@@ -65,6 +66,7 @@ pub struct Capped<D> {
     taken: usize,
     metrics: CodecMetrics,
     on_skip: SkipHook,
+    stats: Option<Box<Attachment>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +124,7 @@ impl<D> Capped<D> {
             taken: 0,
             metrics: CodecMetrics::default(),
             on_skip,
+            stats: None,
         }
     }
 
@@ -154,6 +157,22 @@ impl<D> Capped<D> {
     /// items the inner decoder produced.
     pub fn metrics(&self) -> CodecMetrics {
         self.metrics
+    }
+
+    /// Attaches shared counters (and their live maximum, from the next `decode` call), replacing any attached
+    /// before, or detaches with `None`. Counts from before attaching are not added to them. Only what this
+    /// wrapper counts is added (frames, too long, discarded bytes); attach the inner decoder too for its counts.
+    ///
+    /// # Examples
+    ///
+    /// See [`CodecStats`].
+    pub fn set_stats(&mut self, stats: Option<&CodecStats>) {
+        self.stats = stats.map(|s| s.attach(self.metrics, (0, usize::MAX)));
+    }
+
+    /// The shared counters this decoder adds to, if attached.
+    pub fn stats(&self) -> Option<&CodecStats> {
+        self.stats.as_deref().map(Attachment::stats)
     }
 
     /// The wrapped decoder.
@@ -218,6 +237,24 @@ fn lift<E: From<std::io::Error>>(err: CodecError) -> E {
 }
 
 impl<D: Decoder> Capped<D> {
+    /// `next_frame` for a decoder with shared counters: take a new live maximum first, add the counts after.
+    #[cold]
+    #[inline(never)]
+    fn next_frame_attached(
+        &mut self,
+        src: &mut BytesMut,
+        eof: bool,
+    ) -> Result<Option<D::Item>, D::Error> {
+        if let Some(max) = self.stats.as_mut().and_then(|a| a.new_max()) {
+            self.max = max;
+        }
+        let result = self.next_frame(src, eof);
+        if let Some(attached) = &mut self.stats {
+            attached.sync(&self.metrics);
+        }
+        result
+    }
+
     /// The next frame of at most `max` bytes, `decode_eof` at the end of the stream.
     fn next_frame(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<D::Item>, D::Error> {
         loop {
@@ -273,11 +310,17 @@ impl<D: Decoder> Decoder for Capped<D> {
     type Error = D::Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<D::Item>, D::Error> {
-        self.next_frame(src, false)
+        if self.stats.is_none() {
+            return self.next_frame(src, false);
+        }
+        self.next_frame_attached(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<D::Item>, D::Error> {
-        self.next_frame(src, true)
+        if self.stats.is_none() {
+            return self.next_frame(src, true);
+        }
+        self.next_frame_attached(src, true)
     }
 }
 

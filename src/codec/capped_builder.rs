@@ -20,6 +20,7 @@ pub struct CappedBuilder<D> {
     max: Option<usize>,
     policy: OversizePolicy,
     on_skip: SkipHook,
+    stats: Option<super::CodecStats>,
 }
 
 impl<D> CappedBuilder<D> {
@@ -29,6 +30,7 @@ impl<D> CappedBuilder<D> {
             max: None,
             policy: OversizePolicy::Fail,
             on_skip: SkipHook::default(),
+            stats: None,
         }
     }
 
@@ -78,6 +80,13 @@ impl<D> CappedBuilder<D> {
 }
 
 impl<D: Clone> CappedBuilder<D> {
+    /// Attaches shared counters, and their live maximum, to every codec this builder builds: see
+    /// [`CodecStats`](super::CodecStats). Default: none.
+    pub fn stats(&mut self, stats: &super::CodecStats) -> &mut Self {
+        self.stats = Some(stats.clone());
+        self
+    }
+
     /// Builds the cap around a copy of the inner decoder.
     ///
     /// # Errors
@@ -86,13 +95,15 @@ impl<D: Clone> CappedBuilder<D> {
     pub fn build(&self) -> Result<Capped<D>, CodecError> {
         let max = self.max.ok_or(CodecError::MissingMaxFrameLength)?;
         let pristine: Restart<D> = (self.inner.clone(), D::clone);
-        Ok(Capped::from_parts(
+        let mut codec = Capped::from_parts(
             self.inner.clone(),
             max,
             self.policy,
             Some(pristine),
             self.on_skip.clone(),
-        ))
+        );
+        codec.set_stats(self.stats.as_ref());
+        Ok(codec)
     }
 }
 
@@ -103,6 +114,7 @@ impl<D> std::fmt::Debug for CappedBuilder<D> {
             .field("max", &self.max)
             .field("policy", &self.policy)
             .field("on_skip", &self.on_skip)
+            .field("stats", &self.stats)
             .finish()
     }
 }

@@ -4,7 +4,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::skip_hook::SkipHook;
 use super::split::Splitter;
-use super::{CodecError, CodecMetrics, OversizePolicy};
+use super::stats::Attachment;
+use super::{CodecError, CodecMetrics, CodecStats, OversizePolicy};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
@@ -25,6 +26,40 @@ pub(super) struct DelimitedCore {
     splitter: Splitter,
     pub(super) metrics: CodecMetrics,
     pub(super) on_skip: SkipHook,
+}
+
+/// The shared counters of a line or delimiter codec, if attached.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Stats(pub(super) Option<Box<Attachment>>);
+
+impl Stats {
+    /// See `LengthFieldCodec::set_stats`; every maximum works for these codecs.
+    pub(super) fn set(&mut self, core: &DelimitedCore, stats: Option<&CodecStats>) {
+        self.0 = stats.map(|s| s.attach(core.metrics, (0, usize::MAX)));
+    }
+
+    #[inline]
+    pub(super) fn is_attached(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Before a `decode` call of an attached codec: takes a new live maximum.
+    pub(super) fn follow(&mut self, core: &mut DelimitedCore) {
+        if let Some(max) = self.0.as_mut().and_then(|a| a.new_max()) {
+            core.max = max;
+        }
+    }
+
+    /// After a `decode` call of an attached codec: adds the counts.
+    pub(super) fn sync(&mut self, core: &DelimitedCore) {
+        if let Some(attached) = &mut self.0 {
+            attached.sync(&core.metrics);
+        }
+    }
+
+    pub(super) fn get(&self) -> Option<&CodecStats> {
+        self.0.as_deref().map(Attachment::stats)
+    }
 }
 
 impl DelimitedCore {

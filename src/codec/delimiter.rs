@@ -4,7 +4,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use memchr::memmem::Finder;
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::delimited::{DelimitedCore, State};
+use super::delimited::{DelimitedCore, State, Stats};
 use super::skip_hook::SkipHook;
 use super::{CodecError, CodecMetrics, DelimiterCodecBuilder, OversizePolicy};
 
@@ -58,6 +58,7 @@ pub struct DelimiterCodec {
     overlapping: bool,
     /// `scanned` there: every delimiter that starts before it has been ruled out.
     core: DelimitedCore,
+    stats: Stats,
 }
 
 impl DelimiterCodec {
@@ -117,6 +118,7 @@ impl DelimiterCodec {
             finders,
             single_byte,
             core: DelimitedCore::new(max, policy, on_skip),
+            stats: Stats::default(),
         })
     }
 
@@ -155,6 +157,21 @@ impl DelimiterCodec {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> CodecMetrics {
         self.core.metrics
+    }
+
+    /// Attaches shared counters (and their live maximum, from the next `decode` call), replacing any attached
+    /// before, or detaches with `None`. Counts from before attaching are not added to them.
+    ///
+    /// # Examples
+    ///
+    /// See [`CodecStats`](super::CodecStats).
+    pub fn set_stats(&mut self, stats: Option<&super::CodecStats>) {
+        self.stats.set(&self.core, stats);
+    }
+
+    /// The shared counters this decoder adds to, if attached.
+    pub fn stats(&self) -> Option<&super::CodecStats> {
+        self.stats.get()
     }
 
     /// The earliest complete delimiter in `hay[from..]`: its start and index.
@@ -246,6 +263,20 @@ impl DelimiterCodec {
 }
 
 impl DelimiterCodec {
+    /// `next_frame` for a decoder with shared counters: take a new live maximum first, add the counts after.
+    #[cold]
+    #[inline(never)]
+    fn next_frame_attached(
+        &mut self,
+        src: &mut BytesMut,
+        eof: bool,
+    ) -> Result<Option<Bytes>, CodecError> {
+        self.stats.follow(&mut self.core);
+        let result = self.next_frame(src, eof);
+        self.stats.sync(&self.core);
+        result
+    }
+
     /// One frame, or `None` when more bytes are needed; at the end of the stream (`eof`) the bytes after the last
     /// delimiter end a last frame.
     fn next_frame(&mut self, src: &mut BytesMut, eof: bool) -> Result<Option<Bytes>, CodecError> {
@@ -298,11 +329,17 @@ impl Decoder for DelimiterCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        self.next_frame(src, false)
+        if !self.stats.is_attached() {
+            return self.next_frame(src, false);
+        }
+        self.next_frame_attached(src, false)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        self.next_frame(src, true)
+        if !self.stats.is_attached() {
+            return self.next_frame(src, true);
+        }
+        self.next_frame_attached(src, true)
     }
 }
 

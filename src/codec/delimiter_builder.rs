@@ -44,6 +44,7 @@ pub struct DelimiterCodecBuilder {
     max: Option<usize>,
     policy: OversizePolicy,
     on_skip: SkipHook,
+    stats: Option<super::CodecStats>,
 }
 
 impl DelimiterCodecBuilder {
@@ -81,6 +82,13 @@ impl DelimiterCodecBuilder {
         self
     }
 
+    /// Attaches shared counters, and their live maximum, to every codec this builder builds: see
+    /// [`CodecStats`](super::CodecStats). Default: none.
+    pub fn stats(&mut self, stats: &super::CodecStats) -> &mut Self {
+        self.stats = Some(stats.clone());
+        self
+    }
+
     /// Builds the codec.
     ///
     /// # Errors
@@ -94,6 +102,9 @@ impl DelimiterCodecBuilder {
             .iter()
             .map(|d| Finder::new(d).into_owned())
             .collect();
-        DelimiterCodec::from_parts(finders, max, self.policy, self.on_skip.clone())
+        let mut codec =
+            DelimiterCodec::from_parts(finders, max, self.policy, self.on_skip.clone())?;
+        codec.set_stats(self.stats.as_ref());
+        Ok(codec)
     }
 }

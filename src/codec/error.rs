@@ -161,6 +161,16 @@ pub enum CodecError {
         "invalid codec configuration: delimiters must be non-empty and there must be at least one"
     )]
     EmptyDelimiter,
+    /// A [`CodecStats`](super::CodecStats) maximum outside the range every attached decoder accepts.
+    #[error("invalid codec configuration: max_frame_length {max} is outside {min}..={limit}, the range every attached decoder accepts")]
+    MaxOutOfRange {
+        /// The refused maximum.
+        max: usize,
+        /// The smallest maximum every attached decoder accepts.
+        min: usize,
+        /// The largest maximum every attached decoder accepts.
+        limit: usize,
+    },
     /// The memory budget of a [`FrameReader`](super::FrameReader) can never cover the buffer it needs
     /// ([`BudgetError::ExceedsLimit`]), or did not within the reader's budget wait while it held part of a frame
     /// ([`BudgetError::Exhausted`]). The budget's refusal is the [`source`](Error::source), not repeated in the
@@ -194,7 +204,8 @@ impl From<CodecError> for io::Error {
             | CodecError::FieldTooNarrow { .. }
             | CodecError::AdjustmentOutOfRange { .. }
             | CodecError::StripTooLarge { .. }
-            | CodecError::EmptyDelimiter => io::ErrorKind::InvalidInput,
+            | CodecError::EmptyDelimiter
+            | CodecError::MaxOutOfRange { .. } => io::ErrorKind::InvalidInput,
         };
         match err {
             CodecError::Io(inner) => inner,

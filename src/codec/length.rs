@@ -6,7 +6,8 @@ use tokio_util::codec::{Decoder, Encoder};
 use super::length_layout::Layout;
 use super::skip_hook::SkipHook;
 use super::split::Splitter;
-use super::{CodecError, CodecMetrics, LengthFieldCodecBuilder, OversizePolicy};
+use super::stats::Attachment;
+use super::{CodecError, CodecMetrics, CodecStats, LengthFieldCodecBuilder, OversizePolicy};
 
 /// Frames that start with a length field, capped by a required maximum.
 ///
@@ -50,6 +51,7 @@ pub struct LengthFieldCodec {
     splitter: Splitter,
     metrics: CodecMetrics,
     on_skip: SkipHook,
+    stats: Option<Box<Attachment>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,7 @@ impl LengthFieldCodec {
             splitter: Splitter::default(),
             metrics: CodecMetrics::default(),
             on_skip,
+            stats: None,
         }
     }
 
@@ -133,6 +136,38 @@ impl LengthFieldCodec {
     /// A snapshot of the counters.
     pub fn metrics(&self) -> CodecMetrics {
         self.metrics
+    }
+
+    /// Attaches shared counters (and their live maximum, from the next `decode` call), replacing any attached
+    /// before, or detaches with `None`. Counts from before attaching are not added to them.
+    ///
+    /// # Examples
+    ///
+    /// See [`CodecStats`].
+    pub fn set_stats(&mut self, stats: Option<&CodecStats>) {
+        let range = self.layout.max_range();
+        self.stats = stats.map(|s| s.attach(self.metrics, range));
+    }
+
+    /// The shared counters this decoder adds to, if attached.
+    pub fn stats(&self) -> Option<&CodecStats> {
+        self.stats.as_deref().map(Attachment::stats)
+    }
+
+    /// `decode` for a decoder with shared counters: take a new live maximum first, add the counts after.
+    #[cold]
+    #[inline(never)]
+    fn decode_attached(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if let Some(max) = self.stats.as_mut().and_then(|a| a.new_max()) {
+            // The stats accept only maxima every layout attached so far can take; one that a layout attached
+            // later cannot take leaves this codec at its own maximum.
+            let _ = self.set_max_frame_length(max);
+        }
+        let result = self.decode_frames(src);
+        if let Some(attached) = &mut self.stats {
+            attached.sync(&self.metrics);
+        }
+        result
     }
 
     /// Drops what is left of an oversize frame; returns whether all of it is gone.
@@ -211,6 +246,27 @@ impl Decoder for LengthFieldCodec {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        if self.stats.is_some() {
+            return self.decode_attached(src);
+        }
+        self.decode_frames(src)
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
+        match self.decode(src)? {
+            Some(frame) => Ok(Some(frame)),
+            None if src.is_empty() => Ok(None),
+            None => Err(CodecError::UnexpectedEof {
+                buffered: src.len(),
+            }),
+        }
+    }
+}
+
+impl LengthFieldCodec {
+    /// Inlined into `decode` so that a decoder without shared counters pays one branch for them, not a call.
+    #[inline(always)]
+    fn decode_frames(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
         loop {
             let len = match self.state {
                 State::Head => {
@@ -245,16 +301,6 @@ impl Decoder for LengthFieldCodec {
             self.metrics.bytes += frame.len() as u64;
             self.metrics.copied_frames += u64::from(copied);
             return Ok(Some(frame));
-        }
-    }
-
-    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Bytes>, CodecError> {
-        match self.decode(src)? {
-            Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
-            None => Err(CodecError::UnexpectedEof {
-                buffered: src.len(),
-            }),
         }
     }
 }

@@ -54,6 +54,7 @@ pub struct LengthFieldCodecBuilder {
     strip: Option<usize>,
     policy: OversizePolicy,
     on_skip: SkipHook,
+    stats: Option<super::CodecStats>,
 }
 
 impl Default for LengthFieldCodecBuilder {
@@ -67,6 +68,7 @@ impl Default for LengthFieldCodecBuilder {
             strip: None,
             policy: OversizePolicy::Fail,
             on_skip: SkipHook::default(),
+            stats: None,
         }
     }
 }
@@ -166,6 +168,13 @@ impl LengthFieldCodecBuilder {
         self
     }
 
+    /// Attaches shared counters, and their live maximum, to every codec this builder builds: see
+    /// [`CodecStats`](super::CodecStats). Default: none.
+    pub fn stats(&mut self, stats: &super::CodecStats) -> &mut Self {
+        self.stats = Some(stats.clone());
+        self
+    }
+
     /// Builds the codec, refusing configurations that could never work.
     ///
     /// # Errors
@@ -198,10 +207,8 @@ impl LengthFieldCodecBuilder {
             self.strip,
             max,
         )?;
-        Ok(LengthFieldCodec::from_layout(
-            layout,
-            self.policy,
-            self.on_skip.clone(),
-        ))
+        let mut codec = LengthFieldCodec::from_layout(layout, self.policy, self.on_skip.clone());
+        codec.set_stats(self.stats.as_ref());
+        Ok(codec)
     }
 }

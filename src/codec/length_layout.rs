@@ -116,6 +116,15 @@ impl Layout {
         )
     }
 
+    /// The smallest and largest maximum [`with_max`](Self::with_max) accepts for this layout.
+    pub(crate) fn max_range(&self) -> (usize, usize) {
+        let reachable = self.header_len as i128
+            + i128::from(self.adjustment)
+            + i128::from(field_max(self.width));
+        let largest = usize::try_from(reachable).unwrap_or(usize::MAX);
+        (self.min_len.max(self.strip), largest)
+    }
+
     /// Reads the field, or `None` while `src` is shorter than the header.
     #[inline]
     pub(crate) fn read(&self, src: &[u8]) -> Option<u64> {

@@ -41,6 +41,7 @@ pub struct LineCodecBuilder {
     max: Option<usize>,
     policy: OversizePolicy,
     on_skip: SkipHook,
+    stats: Option<super::CodecStats>,
 }
 
 impl LineCodecBuilder {
@@ -64,6 +65,13 @@ impl LineCodecBuilder {
         self
     }
 
+    /// Attaches shared counters, and their live maximum, to every codec this builder builds: see
+    /// [`CodecStats`](super::CodecStats). Default: none.
+    pub fn stats(&mut self, stats: &super::CodecStats) -> &mut Self {
+        self.stats = Some(stats.clone());
+        self
+    }
+
     /// Builds the codec.
     ///
     /// # Errors
@@ -71,10 +79,8 @@ impl LineCodecBuilder {
     /// [`CodecError::MissingMaxFrameLength`] if no maximum was set.
     pub fn build(&self) -> Result<LineCodec, CodecError> {
         let max = self.max.ok_or(CodecError::MissingMaxFrameLength)?;
-        Ok(LineCodec::from_parts(
-            max,
-            self.policy,
-            self.on_skip.clone(),
-        ))
+        let mut codec = LineCodec::from_parts(max, self.policy, self.on_skip.clone());
+        codec.set_stats(self.stats.as_ref());
+        Ok(codec)
     }
 }

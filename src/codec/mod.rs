@@ -70,10 +70,13 @@ mod length_layout;
 mod line;
 mod line_builder;
 mod metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod observe;
 mod policy;
 mod reader;
 mod skip_hook;
 mod split;
+mod stats;
 
 pub use capped::Capped;
 pub use capped_builder::CappedBuilder;
@@ -87,3 +90,4 @@ pub use line_builder::LineCodecBuilder;
 pub use metrics::CodecMetrics;
 pub use policy::OversizePolicy;
 pub use reader::{FrameReader, DEFAULT_BUDGET_WAIT, DEFAULT_READ_SIZE};
+pub use stats::CodecStats;

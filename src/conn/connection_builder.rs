@@ -14,7 +14,9 @@ use super::writer_task::WriterTask;
 use super::{Connection, ConnectionBuildError, IdleTimeoutBuilder, MaxFrameLength, Shutdown};
 use crate::budget::MemoryBudget;
 use crate::codec::{FrameReader, DEFAULT_READ_SIZE};
-use crate::watermark::{Limits, WatermarkWriter, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
+use crate::watermark::{
+    Limits, QueueSet, WatermarkWriter, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW,
+};
 
 /// How long a connection whose reading stopped may take to deliver what it queued, unless
 /// [`ConnectionBuilder::drain_timeout`] says otherwise.
@@ -66,6 +68,7 @@ pub struct ConnectionBuilder {
     idle: IdleTimeoutBuilder,
     shutdown: Option<Shutdown>,
     permit: Option<Permit>,
+    queue_set: Option<QueueSet>,
 }
 
 impl Default for ConnectionBuilder {
@@ -82,6 +85,7 @@ impl Default for ConnectionBuilder {
             idle: IdleTimeoutBuilder::default(),
             shutdown: None,
             permit: None,
+            queue_set: None,
         }
     }
 }
@@ -167,6 +171,41 @@ impl ConnectionBuilder {
         self
     }
 
+    /// Makes the write queue of every connection built from now on a member of `set`: the queues use the set's
+    /// marks instead of [`low_mark`](Self::low_mark), [`high_mark`](Self::high_mark) and
+    /// [`hard_cap`](Self::hard_cap) (and follow every change of them, live), and they report as one aggregate
+    /// when the set is registered with a [`Registry`](crate::metrics::Registry). Default: none.
+    ///
+    /// [`build`](Self::build) checks the set's marks as it would the builder's, and the set remembers what its
+    /// connections need above the high mark (the largest frame and a batch): the registry's
+    /// [`check`](crate::metrics::Observer::check) of the set refuses marks that leave less.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use tidegate::codec::LengthFieldCodec;
+    /// use tidegate::conn::Connection;
+    /// use tidegate::watermark::{Limits, QueueSet};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), tidegate::conn::ConnectionBuildError> {
+    /// let set = QueueSet::new(Limits::new(16 << 10, 32 << 10, 128 << 10));
+    /// let mut builder = Connection::builder();
+    /// builder.queue_set(Some(&set));
+    /// let codec = LengthFieldCodec::new(16 * 1024);
+    /// let (stream, _peer) = tokio::io::duplex(1024);
+    /// let conn = builder.build(stream, codec.clone(), codec)?;
+    /// assert_eq!(set.len(), 1);
+    /// set.set_limits(Limits::new(8 << 10, 16 << 10, 128 << 10));
+    /// assert_eq!(conn.sender().limits().high(), 16 << 10);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn queue_set(&mut self, set: Option<&QueueSet>) -> &mut Self {
+        self.queue_set = set.cloned();
+        self
+    }
+
     /// Holds `permit` (a `ConnectionPermit`, any drop guard) until the socket of the next connection built is
     /// closed: after both reading and writing have ended, whichever ends last. [`build`](Self::build) takes it.
     pub fn permit(&mut self, permit: impl Any + Send + Sync) -> &mut Self {
@@ -198,7 +237,12 @@ impl ConnectionBuilder {
         E: Encoder<M>,
     {
         let permit = self.permit.take();
-        let limits = self.check(decoder.max_frame_length())?;
+        let max_frame = decoder.max_frame_length();
+        let limits = self.check(max_frame)?;
+        if let Some(set) = &self.queue_set {
+            // A later change of the set's marks must leave this connection room for a frame above its high mark.
+            set.require_headroom(max_frame.saturating_add(BATCH));
+        }
         // Without timeouts the wrapper would only cost memory: ~200 bytes per connection, for its whole life.
         Ok(if self.idle == IdleTimeoutBuilder::default() {
             self.start(Held::new(stream, permit), limits, decoder, encoder)
@@ -233,6 +277,9 @@ impl ConnectionBuilder {
             .evict_after(self.evict_after)
             .stall_timeout(self.stall_timeout)
             .build(write);
+        if let Some(set) = &self.queue_set {
+            set.add(&tx);
+        }
         let tracked = self.shutdown.as_ref().map(Shutdown::track);
         let shutdown = tracked.as_ref().map(|t| t.token().clone());
         let task = tokio::spawn(WriterTask::new(
@@ -245,12 +292,18 @@ impl ConnectionBuilder {
     }
 
     fn check(&self, max_frame: usize) -> Result<Limits, ConnectionBuildError> {
-        let limits = Limits::try_new(self.low, self.high, self.hard)?;
-        let needed = self.high.saturating_add(max_frame).saturating_add(BATCH);
-        if self.hard < needed {
+        let limits = match &self.queue_set {
+            Some(set) => set.limits(),
+            None => Limits::try_new(self.low, self.high, self.hard)?,
+        };
+        let needed = limits
+            .high()
+            .saturating_add(max_frame)
+            .saturating_add(BATCH);
+        if limits.hard() < needed {
             return Err(ConnectionBuildError::HardCapTooSmall {
-                hard: self.hard,
-                high: self.high,
+                hard: limits.hard(),
+                high: limits.high(),
                 max_frame,
                 needed,
             });
@@ -286,6 +339,7 @@ impl fmt::Debug for ConnectionBuilder {
             .field("idle", &self.idle)
             .field("shutdown", &self.shutdown.is_some())
             .field("permit", &self.permit.is_some())
+            .field("queue_set", &self.queue_set)
             .finish()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::RwLock;
@@ -378,6 +378,21 @@ impl Group {
             metrics.unwritable_members += usize::from(!member.sender.is_writable());
         }
         metrics
+    }
+}
+
+/// A group held weakly, for the registry's observer: it must not keep the members' queues open.
+pub(crate) struct WeakGroup(Weak<Inner>);
+
+impl WeakGroup {
+    pub(crate) fn upgrade(&self) -> Option<Group> {
+        self.0.upgrade().map(|inner| Group { inner })
+    }
+}
+
+impl Group {
+    pub(crate) fn downgrade(&self) -> WeakGroup {
+        WeakGroup(Arc::downgrade(&self.inner))
     }
 }
 

@@ -63,7 +63,7 @@ const NO_PER_IP_LIMIT: usize = usize::MAX;
 /// ```
 #[derive(Clone)]
 pub struct ConnectionLimiter {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 pub(super) struct Shared {
@@ -78,6 +78,9 @@ pub(super) struct Shared {
     refused_per_ip: AtomicU64,
     /// Woken when a slot frees or a limit rises, for listeners that pause while the limiter is full.
     room: Notify,
+    /// Serialises limit changes, and the readers that read both limits together (`limits`, `metrics`), so that
+    /// those never pair an old limit with a new one. `try_acquire` does not take it.
+    limits: Mutex<()>,
 }
 
 impl ConnectionLimiter {
@@ -103,6 +106,7 @@ impl ConnectionLimiter {
                 refused_global: AtomicU64::new(0),
                 refused_per_ip: AtomicU64::new(0),
                 room: Notify::new(),
+                limits: Mutex::new(()),
             }),
         }
     }
@@ -147,8 +151,8 @@ impl ConnectionLimiter {
     /// Sets the global limit. Lowering it cuts no connection: new ones are refused until fewer than `limit` are live.
     /// Raising it wakes listeners paused on this limiter.
     pub fn set_limit(&self, limit: usize) {
-        self.shared.limit.store(limit, Ordering::Release);
-        self.shared.room.notify_waiters();
+        let _serial = self.shared.limits.lock();
+        self.shared.store_limit(limit);
     }
 
     /// Sets (`Some`) or removes (`None`) the limit on live connections per peer IP address.
@@ -156,11 +160,31 @@ impl ConnectionLimiter {
     /// Lowering it cuts no connection. See the [type docs](Self#per-address-counting) for which connections a
     /// newly set limit counts.
     pub fn set_per_ip_limit(&self, limit: Option<usize>) {
-        let stored = match limit {
-            None => NO_PER_IP_LIMIT,
-            Some(n) => n.min(NO_PER_IP_LIMIT - 1),
-        };
-        self.shared.per_ip_limit.store(stored, Ordering::Release);
+        let _serial = self.shared.limits.lock();
+        self.shared.store_per_ip_limit(limit);
+    }
+
+    /// Sets both limits in one step: [`limits`](Self::limits) and [`metrics`](Self::metrics) see the old pair or
+    /// the new one, never a mix. An admission racing with the change reads each limit once, and may be judged by
+    /// one old and one new limit; every admission after this returns is judged by the new pair.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let limiter = tidegate::conn::ConnectionLimiter::new(100);
+    /// limiter.set_limits(10, Some(2));
+    /// assert_eq!(limiter.limits(), (10, Some(2)));
+    /// ```
+    pub fn set_limits(&self, limit: usize, per_ip_limit: Option<usize>) {
+        let _serial = self.shared.limits.lock();
+        self.shared.store_per_ip_limit(per_ip_limit);
+        self.shared.store_limit(limit);
+    }
+
+    /// The global and the per-address limit, read together (see [`set_limits`](Self::set_limits)).
+    pub fn limits(&self) -> (usize, Option<usize>) {
+        let _serial = self.shared.limits.lock();
+        (self.limit(), self.per_ip_limit())
     }
 
     /// The global limit.
@@ -181,8 +205,9 @@ impl ConnectionLimiter {
         self.shared.active.load(Ordering::Acquire)
     }
 
-    /// A snapshot of the counters. Fields are read one after another, so under load they can disagree by a
-    /// connection or two; after a workload they settle.
+    /// A snapshot of the counters. Counts are read one after another, so under load they can disagree by a
+    /// connection or two; after a workload they settle. The two limits are read together (see
+    /// [`set_limits`](Self::set_limits)).
     ///
     /// # Examples
     ///
@@ -197,14 +222,15 @@ impl ConnectionLimiter {
     /// ```
     pub fn metrics(&self) -> LimiterMetrics {
         let s = &self.shared;
+        let (limit, per_ip_limit) = self.limits();
         LimiterMetrics {
             active: s.active.load(Ordering::Acquire),
             peak: s.peak.load(Ordering::Acquire),
             accepted: s.accepted.load(Ordering::Relaxed),
             refused_global: s.refused_global.load(Ordering::Relaxed),
             refused_per_ip: s.refused_per_ip.load(Ordering::Relaxed),
-            limit: self.limit(),
-            per_ip_limit: self.per_ip_limit(),
+            limit,
+            per_ip_limit,
             tracked_ips: s.per_ip.lock().len(),
         }
     }
@@ -238,6 +264,19 @@ impl ConnectionLimiter {
 }
 
 impl Shared {
+    fn store_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Release);
+        self.room.notify_waiters();
+    }
+
+    fn store_per_ip_limit(&self, limit: Option<usize>) {
+        let stored = match limit {
+            None => NO_PER_IP_LIMIT,
+            Some(n) => n.min(NO_PER_IP_LIMIT - 1),
+        };
+        self.per_ip_limit.store(stored, Ordering::Release);
+    }
+
     fn counts(&self) -> (usize, usize) {
         (
             self.active.load(Ordering::Acquire),

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -63,11 +64,12 @@ pub struct LimitedListener {
     over_limit: OverLimit,
     backlog: Option<u32>,
     backoff: AcceptBackoff,
-    counters: Counters,
+    /// Shared only with registry observers, which hold it weakly.
+    pub(super) counters: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]
-struct Counters {
+pub(super) struct Counters {
     accepted: AtomicU64,
     rejected: AtomicU64,
     rejected_per_ip: AtomicU64,
@@ -132,7 +134,7 @@ impl LimitedListener {
             over_limit,
             backlog,
             backoff: AcceptBackoff::new(),
-            counters: Counters::default(),
+            counters: Arc::default(),
         }
     }
 
@@ -271,14 +273,19 @@ impl LimitedListener {
 
     /// A snapshot of the listener's counters.
     pub fn metrics(&self) -> ListenerMetrics {
-        let c = &self.counters;
+        self.counters.snapshot()
+    }
+}
+
+impl Counters {
+    pub(super) fn snapshot(&self) -> ListenerMetrics {
         ListenerMetrics {
-            accepted: c.accepted.load(Ordering::Relaxed),
-            rejected: c.rejected.load(Ordering::Relaxed),
-            rejected_per_ip: c.rejected_per_ip.load(Ordering::Relaxed),
-            skipped_errors: c.skipped_errors.load(Ordering::Relaxed),
-            backoffs: c.backoffs.load(Ordering::Relaxed),
-            pauses: c.pauses.load(Ordering::Relaxed),
+            accepted: self.accepted.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            rejected_per_ip: self.rejected_per_ip.load(Ordering::Relaxed),
+            skipped_errors: self.skipped_errors.load(Ordering::Relaxed),
+            backoffs: self.backoffs.load(Ordering::Relaxed),
+            pauses: self.pauses.load(Ordering::Relaxed),
         }
     }
 }

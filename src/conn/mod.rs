@@ -20,9 +20,13 @@ mod accept_backoff;
 mod limit_error;
 mod limiter;
 mod limiter_metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod limiter_observe;
 mod listener;
 mod listener_builder;
 mod listener_metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod listener_observe;
 mod over_limit;
 mod permit;
 
@@ -43,6 +47,7 @@ mod broadcast_report;
 mod group;
 mod group_members;
 mod group_metrics;
+mod group_observe;
 
 pub use broadcast_report::BroadcastReport;
 pub use group::Group;
@@ -54,6 +59,7 @@ mod build_error;
 mod close_reason;
 mod connection;
 mod connection_builder;
+mod connection_observe;
 mod frame_limit;
 mod held;
 mod metrics;

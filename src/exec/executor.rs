@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::builder::ExecutorBuilder;
 use super::error::SpawnError;
 use super::handle::TaskHandle;
+use super::limits::ExecLimits;
 use super::metrics::ExecMetrics;
 use super::shared::{Admission, Refusal, Shared};
 use super::shared_ref::SharedRef;
@@ -249,6 +250,23 @@ impl BoundedExecutor {
     /// Turns load shedding on (`Some(limit)`) or off (`None`); see [`ExecutorBuilder::shed_after`].
     pub fn set_shed_after(&self, limit: Option<Duration>) {
         self.shared.set_shed_after(limit);
+    }
+
+    /// Replaces all three limits in one step: [`limits`](Self::limits) and [`metrics`](Self::metrics) see
+    /// either the old ones or the new ones, never a mix. Lowered limits refuse the next submissions that
+    /// exceed them; nothing admitted is dropped. Both counts zero would admit nothing, which the builder
+    /// refuses; here it is taken as given (the executor refuses everything until the limits are raised).
+    ///
+    /// # Examples
+    ///
+    /// See [`ExecLimits`].
+    pub fn set_limits(&self, limits: ExecLimits) {
+        self.shared.set_all_limits(limits);
+    }
+
+    /// The current limits, read together (see [`set_limits`](Self::set_limits)).
+    pub fn limits(&self) -> ExecLimits {
+        self.shared.limits()
     }
 
     /// The current limit on running tasks.

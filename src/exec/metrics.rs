@@ -1,8 +1,9 @@
 use std::time::Duration;
 
 /// A snapshot of a [`BoundedExecutor`](super::BoundedExecutor)'s counters, from
-/// [`metrics`](super::BoundedExecutor::metrics). Fields are read one after another, not atomically together,
-/// so under load they can disagree by a task or two; after a workload they settle.
+/// [`metrics`](super::BoundedExecutor::metrics). The counts are read one after another, not atomically together,
+/// so under load they can disagree by a task or two; after a workload they settle. The two limits are read
+/// together: never one from before a [`set_limits`](super::BoundedExecutor::set_limits) and one from after.
 ///
 /// # Examples
 ///

@@ -64,9 +64,12 @@ mod executor;
 mod gate;
 mod handle;
 mod keyed;
+mod limits;
 #[cfg(all(test, tidegate_loom))]
 mod loom_tests;
 mod metrics;
+#[cfg(not(all(test, tidegate_loom)))]
+mod observe;
 mod registry;
 mod shared;
 mod shared_ref;
@@ -78,6 +81,7 @@ pub use builder::{ExecutorBuilder, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_PENDING}
 pub use error::{BuildError, SpawnError, TaskError};
 pub use executor::BoundedExecutor;
 pub use handle::TaskHandle;
+pub use limits::ExecLimits;
 pub use metrics::ExecMetrics;
 pub use shutdown::ShutdownReport;
 

@@ -13,6 +13,7 @@ use crate::loom::Mutex;
 use super::error::SpawnError;
 use super::gate::Gate;
 use super::keyed::KeyMap;
+use super::limits::ExecLimits;
 use super::metrics::ExecMetrics;
 use super::registry::Registry;
 use super::state::{
@@ -31,7 +32,8 @@ pub(crate) struct Shared {
     max_pending: AtomicUsize,
     /// Load-shedding limit in nanoseconds; 0 means off.
     shed_after: AtomicU64,
-    /// Serialises limit updates so the three limit fields stay consistent with each other.
+    /// Serialises limit updates, and the readers that read several limits together, so that nobody sees some
+    /// old and some new values (see `limits`).
     limits: Mutex<()>,
     /// Holds the state word (see `state`).
     pub(crate) gate: Gate,
@@ -259,6 +261,29 @@ impl Shared {
 
     pub(crate) fn set_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
         let _serial = self.limits.lock();
+        self.store_limits(max_concurrency, max_pending);
+    }
+
+    /// Sets all three limits in one step: [`limits`](Self::limits) sees all the old values or all the new ones.
+    pub(crate) fn set_all_limits(&self, limits: ExecLimits) {
+        let _serial = self.limits.lock();
+        self.store_shed_after(limits.shed_after);
+        self.store_limits(Some(limits.max_concurrency), Some(limits.max_pending));
+    }
+
+    /// The three limits as last set together; takes the limits' lock (a cold path: `try_spawn` reads only the
+    /// precomputed admission limit, so it never waits here).
+    pub(crate) fn limits(&self) -> ExecLimits {
+        let _serial = self.limits.lock();
+        ExecLimits::new(
+            self.max_concurrency(),
+            self.max_pending(),
+            self.shed_after(),
+        )
+    }
+
+    /// Called with the limits' lock held.
+    fn store_limits(&self, max_concurrency: Option<usize>, max_pending: Option<usize>) {
         if let Some(max) = max_concurrency {
             self.max_concurrency.store(max.min(MAX_LIMIT), SeqCst);
         }
@@ -284,6 +309,11 @@ impl Shared {
     }
 
     pub(crate) fn set_shed_after(&self, limit: Option<Duration>) {
+        let _serial = self.limits.lock();
+        self.store_shed_after(limit);
+    }
+
+    fn store_shed_after(&self, limit: Option<Duration>) {
         // Zero means "off", so a zero limit is stored as one nanosecond: shed as soon as anyone waits.
         let nanos = limit.map_or(0, |d| {
             u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
@@ -315,10 +345,11 @@ impl Shared {
             .as_nanos()
             .checked_div(u128::from(started))
             .unwrap_or(0);
+        let limits = self.limits();
         ExecMetrics {
             name: self.name.as_deref().map(str::to_owned),
-            max_concurrency: self.max_concurrency(),
-            max_pending: self.max_pending(),
+            max_concurrency: limits.max_concurrency,
+            max_pending: limits.max_pending,
             in_flight,
             running: gate.running,
             pending: in_flight.saturating_sub(gate.running),

@@ -1,6 +1,6 @@
 //! Creating a watermark channel.
 
-use crate::loom::Arc;
+use std::sync::Arc;
 
 use super::shared::Shared;
 use super::{Config, Receiver, Sender, Weight};

@@ -57,14 +57,14 @@ impl Level {
         }
     }
 
-    /// Subtracts `weight`, which must have been added before.
-    pub(crate) fn sub(&self, weight: usize, limits: &Limits) -> Change {
+    /// Subtracts `weight`, which must have been added before; an unwritable queue turns writable at or below `low`.
+    pub(crate) fn sub(&self, weight: usize, low: usize) -> Change {
         let mut word = self.word.load(Ordering::SeqCst);
         loop {
             let bytes = word & !UNWRITABLE;
             debug_assert!(weight <= bytes, "released {weight} of {bytes} queued bytes");
             let new = bytes - weight;
-            let unwritable = word & UNWRITABLE != 0 && new > limits.low();
+            let unwritable = word & UNWRITABLE != 0 && new > low;
             match self.try_store(word, new, unwritable) {
                 Ok(change) => return change,
                 Err(now) => word = now,
@@ -121,12 +121,12 @@ mod tests {
         assert!(level.try_add(1, &limits).unwrap().flipped);
         assert!(!level.is_writable());
         assert!(
-            !level.sub(5, &limits).flipped,
+            !level.sub(5, limits.low()).flipped,
             "16 bytes: between the marks stays unwritable"
         );
         assert!(!level.is_writable());
         assert_eq!(
-            level.sub(6, &limits),
+            level.sub(6, limits.low()),
             Change {
                 bytes: 10,
                 flipped: true

@@ -1,7 +1,6 @@
 //! The low, high and hard marks of a watermark queue.
 
 use super::LimitsError;
-use crate::loom::atomic::{AtomicUsize, Ordering};
 
 /// The default low mark: 32 KiB.
 pub const DEFAULT_LOW: usize = 32 * 1024;
@@ -35,9 +34,9 @@ pub const DEFAULT_HARD: usize = 256 * 1024;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    low: usize,
-    high: usize,
-    hard: usize,
+    pub(super) low: usize,
+    pub(super) high: usize,
+    pub(super) hard: usize,
 }
 
 impl Limits {
@@ -102,39 +101,6 @@ impl Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits::new(DEFAULT_LOW, DEFAULT_HIGH, DEFAULT_HARD)
-    }
-}
-
-/// Limits that can be changed while senders and the receiver run. Each mark is read on its own; a reader may see
-/// one old and one new mark during a change, which only delays a flip to the next send or receive.
-#[derive(Debug)]
-pub(crate) struct LiveLimits {
-    low: AtomicUsize,
-    high: AtomicUsize,
-    hard: AtomicUsize,
-}
-
-impl LiveLimits {
-    pub(crate) fn new(limits: Limits) -> Self {
-        LiveLimits {
-            low: AtomicUsize::new(limits.low),
-            high: AtomicUsize::new(limits.high),
-            hard: AtomicUsize::new(limits.hard),
-        }
-    }
-
-    pub(crate) fn get(&self) -> Limits {
-        Limits {
-            low: self.low.load(Ordering::Relaxed),
-            high: self.high.load(Ordering::Relaxed),
-            hard: self.hard.load(Ordering::Relaxed),
-        }
-    }
-
-    pub(crate) fn set(&self, limits: Limits) {
-        self.low.store(limits.low, Ordering::Relaxed);
-        self.high.store(limits.high, Ordering::Relaxed);
-        self.hard.store(limits.hard, Ordering::Relaxed);
     }
 }
 

@@ -34,7 +34,7 @@ impl Model {
     /// What the receiver does: release `total` bytes one at a time, waking senders on a flip.
     fn drain(&self, total: usize) {
         for _ in 0..total {
-            if self.level.sub(1, &self.limits).flipped {
+            if self.level.sub(1, self.limits.low()).flipped {
                 self.gate.wake_all();
             }
         }
@@ -105,5 +105,35 @@ fn loom_racing_flips_never_leave_writability_stuck() {
         m.drain(2);
         assert_eq!(m.level.bytes(), 0);
         assert!(m.level.is_writable());
+    });
+}
+
+/// Two changes of the marks race a reader: the reader sees one whole configuration, never a mix, and the writers'
+/// changes are serialized (the last one wins whole).
+#[test]
+fn loom_live_limits_are_read_whole() {
+    use super::live_limits::LiveLimits;
+
+    let (a, b, c) = (
+        Limits::new(1, 2, 3),
+        Limits::new(10, 20, 30),
+        Limits::new(100, 200, 300),
+    );
+    ::loom::model(move || {
+        let live = Arc::new(LiveLimits::new(a));
+        let writers: Vec<_> = [b, c]
+            .into_iter()
+            .map(|limits| {
+                let live = live.clone();
+                thread::spawn(move || live.set(limits))
+            })
+            .collect();
+        let seen = live.get();
+        assert!(seen == a || seen == b || seen == c, "mixed marks {seen:?}");
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        let last = live.get();
+        assert!(last == b || last == c, "mixed marks {last:?}");
     });
 }

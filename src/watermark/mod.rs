@@ -19,6 +19,10 @@
 //! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). [`FramedSender`] puts an
 //! [`Encoder`](tokio_util::codec::Encoder) in front of the queue so producers send messages.
 //!
+//! A [`QueueSet`] gathers many queues (every connection of a listener): they share one set of marks, changed for
+//! all of them in one step, and report to a [`Registry`](crate::metrics::Registry) as one aggregate instead of a
+//! series each. Every handle of a queue, and the set, can be registered there.
+//!
 //! # Examples
 //!
 //! ```
@@ -48,10 +52,15 @@ mod header;
 mod level;
 mod limits;
 mod limits_error;
+mod live_limits;
 mod metrics;
+mod observe;
+mod queue_set;
+mod queue_set_metrics;
 mod reason;
 mod receiver;
 mod sender;
+mod set_core;
 mod shared;
 mod sink;
 mod stats;
@@ -70,6 +79,8 @@ pub use header::{HeaderEncoder, DEFAULT_ZERO_COPY_THRESHOLD};
 pub use limits::{Limits, DEFAULT_HARD, DEFAULT_HIGH, DEFAULT_LOW};
 pub use limits_error::LimitsError;
 pub use metrics::WatermarkMetrics;
+pub use queue_set::QueueSet;
+pub use queue_set_metrics::QueueSetMetrics;
 pub use reason::CloseReason;
 pub use receiver::Receiver;
 pub(crate) use sender::Offer;

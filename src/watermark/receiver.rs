@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
 
-use crate::loom::Arc;
+use std::sync::Arc;
 
 use super::shared::Shared;
 use super::{CloseReason, WatermarkMetrics};
@@ -175,6 +175,11 @@ impl<T> Receiver<T> {
     }
 
     pub(crate) fn shared(&self) -> &Shared<T> {
+        &self.shared
+    }
+
+    /// The shared state as an `Arc`, for the registry's observer (which holds it weakly).
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared<T>> {
         &self.shared
     }
 

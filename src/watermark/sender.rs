@@ -7,10 +7,11 @@ use std::task::{Context, Poll};
 
 use tokio::sync::watch;
 
-use crate::loom::Arc;
+use std::sync::Arc;
 
 use super::bundle::Items;
 use super::gate::Registration;
+use super::set_core::SetCore;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
@@ -134,7 +135,7 @@ impl<T: Weight> Sender<T> {
             return Ok(());
         };
         loop {
-            let hard = self.shared.limits.get().hard();
+            let hard = self.shared.limits().hard();
             if weight > hard {
                 let item = take(slot);
                 return Err(SendError::TooLarge { item, weight, hard });
@@ -173,7 +174,7 @@ impl<T: Weight> Sender<T> {
     ) -> Poll<Result<(), SendError<I>>> {
         while let Some(item) = slot.take() {
             let weight = item.weigh(T::weight);
-            let hard = self.shared.limits.get().hard();
+            let hard = self.shared.limits().hard();
             if weight > hard {
                 return Poll::Ready(Err(self.refused(SendError::TooLarge {
                     item,
@@ -206,7 +207,7 @@ impl<T: Weight> Sender<T> {
         let shared = &*self.shared;
         shared.is_closed()
             || (shared.level.is_writable()
-                && shared.level.bytes() + weight <= shared.limits.get().hard())
+                && shared.level.bytes() + weight <= shared.limits().hard())
     }
 
     /// Waits until the queue is writable with room for `weight` under the hard cap, or closed.
@@ -221,9 +222,8 @@ impl<T: Weight> Sender<T> {
             if !shared.level.is_writable() {
                 return writable.poll(cx, || shared.is_closed() || shared.level.is_writable());
             }
-            let fits = || {
-                shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard()
-            };
+            let fits =
+                || shared.is_closed() || shared.level.bytes() + weight <= shared.limits().hard();
             space.poll(cx, fits)
         })
         .await;
@@ -243,8 +243,7 @@ impl<T: Weight> Sender<T> {
             let writable = || shared.is_closed() || shared.level.is_writable();
             std::task::ready!(shared.writable.poll_wait(cx, &mut self.sink_key, writable));
         }
-        let fits =
-            || shared.is_closed() || shared.level.bytes() + weight <= shared.limits.get().hard();
+        let fits = || shared.is_closed() || shared.level.bytes() + weight <= shared.limits().hard();
         let ready = shared.space.poll_wait(cx, &mut self.space_key, fits);
         if ready.is_ready() {
             shared.writable.forget(&mut self.sink_key);
@@ -328,13 +327,15 @@ impl<T: Weight> Sender<T> {
         self.shared.closed().await
     }
 
-    /// The current marks.
+    /// The current marks (the set's, for a member of a [`QueueSet`](super::QueueSet)).
     pub fn limits(&self) -> Limits {
-        self.shared.limits.get()
+        self.shared.limits().get()
     }
 
-    /// Changes the marks at run time, for every sender of this queue. Writability is re-decided at once; items
-    /// already queued above a lowered hard cap stay queued.
+    /// Changes the marks at run time, for every sender of this queue, in one step: a reader of the marks sees all
+    /// the old ones or all the new ones. Writability is re-decided at once; items already queued above a lowered
+    /// hard cap stay queued. For a member of a [`QueueSet`](super::QueueSet) the marks are the set's: this changes
+    /// them for every member.
     pub fn set_limits(&self, limits: Limits) {
         self.shared.set_limits(limits);
     }
@@ -352,6 +353,21 @@ impl<T> Sender<T> {
         shared.writable.poll_wait(cx, &mut self.sink_key, || {
             shared.is_closed() || shared.level.is_writable()
         })
+    }
+}
+
+impl<T> Sender<T> {
+    /// Joins `set`; see [`QueueSet::add`](super::QueueSet::add).
+    pub(crate) fn join(&self, set: &Arc<SetCore>) -> bool
+    where
+        T: Send + 'static,
+    {
+        self.shared.join(set)
+    }
+
+    /// The shared state, for the registry's observer (which holds it weakly).
+    pub(crate) fn shared(&self) -> &Arc<Shared<T>> {
+        &self.shared
     }
 }
 

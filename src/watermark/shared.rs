@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -15,13 +15,16 @@ use crate::budget::{MemoryBudget, Reservation};
 use super::bundle::Items;
 use super::gate::Gate;
 use super::level::{Change, Level};
-use super::limits::LiveLimits;
+use super::live_limits::LiveLimits;
+use super::set_core::{Member, Membership, Sample, SetCore};
 use super::stats::Stats;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
 pub(crate) struct Shared<T> {
     pub(crate) level: Level,
-    pub(crate) limits: LiveLimits,
+    /// The queue's own marks, until it joins a set: then it reads the set's (see [`limits`](Self::limits)).
+    own_limits: LiveLimits,
+    membership: OnceLock<Membership>,
     /// Senders waiting for the queue to turn writable (or close).
     pub(crate) writable: Gate,
     /// Senders of items too large to fit under `hard` right now, waiting for any release.
@@ -69,7 +72,8 @@ impl<T> Shared<T> {
         Shared {
             weigh: T::weight,
             level: Level::new(),
-            limits: LiveLimits::new(limits),
+            own_limits: LiveLimits::new(limits),
+            membership: OnceLock::new(),
             writable: Gate::new(),
             space: Gate::new(),
             budget,
@@ -88,6 +92,15 @@ impl<T> Shared<T> {
             flipped: Notify::new(),
             clock: parking_lot::Mutex::new(Clock::default()),
             stats: Stats::default(),
+        }
+    }
+
+    /// The marks in force: the set's once the queue joined one, its own before.
+    #[inline]
+    pub(crate) fn limits(&self) -> &LiveLimits {
+        match self.membership.get() {
+            Some(membership) => &membership.set.limits,
+            None => &self.own_limits,
         }
     }
 
@@ -122,7 +135,7 @@ impl<T> Shared<T> {
         if self.is_closed() {
             return Err(self.closed_error(item));
         }
-        let limits = self.limits.get();
+        let limits = self.limits().get();
         let change = match self.level.try_add(weight, &limits) {
             Ok(change) => change,
             Err(queued) => {
@@ -149,7 +162,7 @@ impl<T> Shared<T> {
             if change.flipped {
                 self.on_flip();
             }
-            self.after_change(self.level.sub(weight, &limits));
+            self.after_change(self.level.sub(weight, limits.low()));
             return Err(SendError::Closed { item, reason });
         }
         queue.accepted += item.count();
@@ -217,7 +230,7 @@ impl<T> Shared<T> {
         if bytes == 0 {
             return;
         }
-        let change = self.level.sub(bytes, &self.limits.get());
+        let change = self.level.sub(bytes, self.limits().low());
         if self.budget.is_some() {
             let mut queue = self.queue.lock();
             if let Some(held) = &mut queue.reservation {
@@ -318,14 +331,43 @@ impl<T> Shared<T> {
         watch
     }
 
-    /// Re-applies live limits; wakes waiters if the queue turned writable.
+    /// Changes the marks in force: the queue's own, or its set's (for every member).
     pub(crate) fn set_limits(&self, limits: Limits) {
-        self.limits.set(limits);
-        if self.level.relimit(&limits) {
+        match self.membership.get() {
+            Some(membership) => membership.set.set_limits(limits),
+            None => {
+                self.own_limits.set(limits);
+                self.relimit();
+            }
+        }
+    }
+
+    /// Re-decides writability under the marks in force; wakes waiters, who re-check their room too.
+    fn relimit(&self) {
+        if self.level.relimit(&self.limits().get()) {
             self.on_flip();
         }
         self.writable.wake_all();
         self.space.wake_all();
+    }
+
+    /// Joins `set` (see [`QueueSet::add`](super::QueueSet::add)); `false` if the queue is in a set already.
+    pub(crate) fn join(self: &Arc<Self>, set: &Arc<SetCore>) -> bool
+    where
+        T: Send + 'static,
+    {
+        if self.membership.get().is_some() {
+            return false;
+        }
+        let weak: Weak<Shared<T>> = Arc::downgrade(self);
+        let membership = set.join(weak);
+        if let Err(lost) = self.membership.set(membership) {
+            // A concurrent join to another set won.
+            lost.leave(Default::default());
+            return false;
+        }
+        self.relimit();
+        true
     }
 
     /// Records a flip. Concurrent flips may record in any order, so the clock and the watch are brought in line with
@@ -377,6 +419,11 @@ impl<T> Shared<T> {
         self.stats.snapshot(&self.level, accepted, unwritable)
     }
 
+    /// The set this queue belongs to, if any.
+    pub(crate) fn set(&self) -> Option<&Arc<SetCore>> {
+        self.membership.get().map(|membership| &membership.set)
+    }
+
     pub(crate) fn close_from_last_sender(&self) {
         self.close(CloseReason::Closed, false);
     }
@@ -409,5 +456,28 @@ impl<T> Shared<T> {
         self.stats
             .undelivered_bytes
             .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+impl<T: Send> Member for Shared<T> {
+    fn sample(&self) -> Sample {
+        Sample {
+            queued: self.level.bytes(),
+            unwritable: !self.level.is_writable(),
+            counts: self.stats.counts(),
+        }
+    }
+
+    fn relimit(&self) {
+        Shared::relimit(self);
+    }
+}
+
+impl<T> Drop for Shared<T> {
+    /// The queue's final counts go to its set, whose totals keep counting after it is gone.
+    fn drop(&mut self) {
+        if let Some(membership) = self.membership.get() {
+            membership.leave(self.stats.counts());
+        }
     }
 }

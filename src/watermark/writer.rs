@@ -86,6 +86,13 @@ impl WatermarkWriter<()> {
     }
 }
 
+impl<W> WatermarkWriter<W> {
+    /// The queue this writer drains, for the registry's observer.
+    pub(crate) fn receiver(&self) -> &Receiver<Bytes> {
+        &self.rx
+    }
+}
+
 impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     /// Wraps `io` with the default limits, no budget and no eviction.
     pub fn new(io: W) -> (Sender<Bytes>, Self) {
