@@ -6,13 +6,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use proptest::prelude::*;
+use tidegate::codec::CodecStats;
 use tidegate::conn::{ConnectionLimiter, LimitedListener};
+use tidegate::exec::ExecLimits;
 use tidegate::metrics::{
     Collector, Configuration, EntryError, Family, Observe, Observer, ParseError, Registry, Settings,
 };
-use tidegate::MemoryBudget;
+use tidegate::watermark::{Limits, QueueSet, WatermarkWriter};
+use tidegate::{BoundedExecutor, BufPool, MemoryBudget};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -618,43 +622,148 @@ const MESSAGES: usize = 40;
 const MIN_SWAPS: usize = 40;
 const STEP: Duration = Duration::from_secs(20);
 
-/// The parts of the load test, all registered: every limit differs between the two configurations, so any mixture
-/// of them is visible.
+/// Every live limit of the load test's parts; the two configurations differ in each, so any mixture shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Spec {
+    read: u64,
+    write: u64,
+    pair: (u64, u64),
+    /// The limiter's limit and per-address limit.
+    conns: (usize, Option<usize>),
+    exec: ExecLimits,
+    queues: Limits,
+    max_frame: Option<usize>,
+    retained: usize,
+}
+
+/// Configuration A; B is the initial state. Both admit every connection (all come from one address) and run
+/// every echo at once, so neither restarts or refuses anything.
+fn spec_a() -> Spec {
+    Spec {
+        read: 1 << 20,
+        write: (1 << 20) + 1,
+        pair: (100, 200),
+        conns: (CONNECTIONS + 8, Some(CONNECTIONS + 4)),
+        exec: ExecLimits::new(CONNECTIONS + 2, 8, None),
+        queues: Limits::new(8 << 10, 16 << 10, 64 << 10),
+        max_frame: Some(64 << 10),
+        retained: 1 << 20,
+    }
+}
+
+fn spec_b() -> Spec {
+    Spec {
+        read: 2 << 20,
+        write: (2 << 20) + 1,
+        pair: (300, 400),
+        conns: (CONNECTIONS + 16, None),
+        exec: ExecLimits::new(CONNECTIONS + 4, 16, Some(Duration::from_secs(60))),
+        queues: Limits::new(16 << 10, 32 << 10, 128 << 10),
+        max_frame: None,
+        retained: 2 << 20,
+    }
+}
+
+impl Spec {
+    fn config(&self) -> Configuration {
+        let count = |n: usize| Some(n as u64);
+        let entries = [
+            ("load.read", "limit", Some(self.read)),
+            ("load.write", "limit", Some(self.write)),
+            ("load.pair", "low", Some(self.pair.0)),
+            ("load.pair", "high", Some(self.pair.1)),
+            ("load.limiter", "limit", count(self.conns.0)),
+            ("load.limiter", "per_ip", self.conns.1.map(|n| n as u64)),
+            (
+                "load.exec",
+                "max_concurrency",
+                count(self.exec.max_concurrency),
+            ),
+            ("load.exec", "max_pending", count(self.exec.max_pending)),
+            (
+                "load.exec",
+                "shed_after_ms",
+                self.exec.shed_after.map(|d| d.as_millis() as u64),
+            ),
+            ("load.queues", "low", count(self.queues.low())),
+            ("load.queues", "high", count(self.queues.high())),
+            ("load.queues", "hard", count(self.queues.hard())),
+            (
+                "load.codec",
+                "max_frame_length",
+                self.max_frame.map(|n| n as u64),
+            ),
+            ("load.pool", "max_retained_bytes", count(self.retained)),
+        ];
+        let mut config = Configuration::new();
+        for (part, key, value) in entries {
+            config.set(part, key, value).unwrap();
+        }
+        config
+    }
+}
+
+/// The load test's parts, all registered under `load.*`.
 struct Load {
     registry: Registry,
     read: MemoryBudget,
     write: MemoryBudget,
     pair: Pair,
-}
-
-/// Configuration A as (read, write, pair); B is the initial state.
-const A: (u64, u64, (u64, u64)) = (1 << 20, (1 << 20) + 1, (100, 200));
-const B: (u64, u64, (u64, u64)) = (2 << 20, (2 << 20) + 1, (300, 400));
-
-fn load_config((read, write, (low, high)): (u64, u64, (u64, u64))) -> Configuration {
-    Configuration::new()
-        .with("load.read", "limit", Some(read))
-        .and_then(|c| c.with("load.write", "limit", Some(write)))
-        .and_then(|c| c.with("load.pair", "low", Some(low)))
-        .and_then(|c| c.with("load.pair", "high", Some(high)))
-        .unwrap()
+    limiter: ConnectionLimiter,
+    exec: BoundedExecutor,
+    queues: QueueSet,
+    codec: CodecStats,
+    pool: BufPool,
 }
 
 impl Load {
-    fn new() -> Self {
+    fn new(initial: Spec) -> Self {
+        let limiter = ConnectionLimiter::new(initial.conns.0);
+        limiter.set_per_ip_limit(initial.conns.1);
+        let exec = BoundedExecutor::new(1, 0);
+        exec.set_limits(initial.exec);
+        let codec = CodecStats::new();
+        codec.set_max_frame_length(initial.max_frame).unwrap();
+        let pool = BufPool::new();
+        pool.set_max_retained_bytes(initial.retained);
         let load = Load {
             registry: Registry::new(),
-            read: MemoryBudget::new(B.0 as usize),
-            write: MemoryBudget::new(B.1 as usize),
-            pair: Pair::new(B.2 .0, B.2 .1),
+            read: MemoryBudget::new(initial.read as usize),
+            write: MemoryBudget::new(initial.write as usize),
+            pair: Pair::new(initial.pair.0, initial.pair.1),
+            limiter,
+            exec,
+            queues: QueueSet::new(initial.queues),
+            codec,
+            pool,
         };
-        load.registry.register("load.read", &load.read).unwrap();
-        load.registry.register("load.write", &load.write).unwrap();
-        load.registry.register("load.pair", &load.pair).unwrap();
+        let r = &load.registry;
+        r.register("load.read", &load.read).unwrap();
+        r.register("load.write", &load.write).unwrap();
+        r.register("load.pair", &load.pair).unwrap();
+        r.register("load.limiter", &load.limiter).unwrap();
+        r.register("load.exec", &load.exec).unwrap();
+        r.register("load.queues", &load.queues).unwrap();
+        r.register("load.codec", &load.codec).unwrap();
+        r.register("load.pool", &load.pool).unwrap();
         load
     }
 
-    /// The read and write budgets' limits and the pair's low limit, as one collection reports them.
+    /// Each part's limits, read from its own handle, each part in one read.
+    fn limits(&self) -> Spec {
+        Spec {
+            read: self.read.limit() as u64,
+            write: self.write.limit() as u64,
+            pair: self.pair.get(),
+            conns: self.limiter.limits(),
+            exec: self.exec.limits(),
+            queues: self.queues.limits(),
+            max_frame: self.codec.max_frame_length(),
+            retained: self.pool.max_retained_bytes(),
+        }
+    }
+
+    /// The two budgets' limits and the pair's low limit, as one collection reports them.
     fn scraped_limits(&self) -> (u64, u64, u64) {
         let samples = self.registry.collect();
         let find = |family: &str, name: &str| {
@@ -670,28 +779,38 @@ impl Load {
             find("test_pair_low", "load.pair"),
         )
     }
-
-    /// Each part's own limits, read from the parts' handles.
-    fn limits(&self) -> (u64, u64, (u64, u64)) {
-        (
-            self.read.limit() as u64,
-            self.write.limit() as u64,
-            self.pair.get(),
-        )
-    }
 }
 
-/// Echoes one connection, holding a reservation from both budgets for the bytes in flight.
-async fn echo(load: Arc<Load>, mut stream: TcpStream) -> usize {
+/// Whether every part's limits are A's or B's, each part whole (parts may differ from one another: they are read
+/// one after the other while swaps go on).
+fn each_part_whole(seen: &Spec, a: &Spec, b: &Spec) -> bool {
+    let either = |f: &dyn Fn(&Spec) -> String| f(seen) == f(a) || f(seen) == f(b);
+    either(&|s| format!("{}", s.read))
+        && either(&|s| format!("{}", s.write))
+        && either(&|s| format!("{:?}", s.pair))
+        && either(&|s| format!("{:?}", s.conns))
+        && either(&|s| format!("{:?}", s.exec))
+        && either(&|s| format!("{:?}", s.queues))
+        && either(&|s| format!("{:?}", s.max_frame))
+        && either(&|s| format!("{}", s.retained))
+}
+
+/// Echoes one connection through a watermark writer in the queue set, holding a reservation from both budgets for
+/// each chunk until it is queued. Returns the bytes echoed.
+async fn echo(load: Arc<Load>, stream: TcpStream) -> usize {
+    let (mut rd, wr) = stream.into_split();
+    let (tx, writer) = WatermarkWriter::new(wr);
+    assert!(load.queues.add(&tx));
+    let writing = writer.spawn();
     let mut buf = vec![0u8; 4096];
     let mut echoed = 0;
     loop {
-        let n = timeout(STEP, stream.read(&mut buf))
+        let n = timeout(STEP, rd.read(&mut buf))
             .await
             .expect("server read timed out")
             .expect("server read");
         if n == 0 {
-            return echoed;
+            break;
         }
         let _read = timeout(STEP, load.read.reserve(n))
             .await
@@ -701,12 +820,18 @@ async fn echo(load: Arc<Load>, mut stream: TcpStream) -> usize {
             .await
             .expect("reserve timed out")
             .expect("write budget");
-        timeout(STEP, stream.write_all(&buf[..n]))
+        timeout(STEP, tx.send(Bytes::copy_from_slice(&buf[..n])))
             .await
-            .expect("server write timed out")
-            .expect("server write");
+            .expect("queueing timed out")
+            .expect("queue refused an echo");
         echoed += n;
     }
+    drop(tx);
+    timeout(STEP, writing)
+        .await
+        .expect("writer timed out")
+        .expect("writer task");
+    echoed
 }
 
 /// One client: sends its messages and reads back exactly what it sent, on one connection.
@@ -749,13 +874,14 @@ async fn client(addr: std::net::SocketAddr, id: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
-    let load = Arc::new(Load::new());
-    let (config_a, config_b) = (load_config(A), load_config(B));
+    let (a, b) = (spec_a(), spec_b());
+    let load = Arc::new(Load::new(b));
+    let (config_a, config_b) = (a.config(), b.config());
     assert_eq!(load.registry.configuration(), config_b);
+    assert_eq!(load.limits(), b);
 
-    let limiter = ConnectionLimiter::new(CONNECTIONS);
     let listener = LimitedListener::builder()
-        .limiter(limiter.clone())
+        .limiter(load.limiter.clone())
         .bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -771,12 +897,18 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
                     .expect("accept timed out")
                     .expect("accept");
                 accepted.fetch_add(1, Ordering::SeqCst);
-                let load = Arc::clone(&load);
-                echoes.push(tokio::spawn(async move {
-                    let echoed = echo(load, stream).await;
-                    drop(permit);
-                    echoed
-                }));
+                let conn_load = Arc::clone(&load);
+                let echoing = timeout(
+                    STEP,
+                    load.exec.spawn(async move {
+                        let echoed = echo(conn_load, stream).await;
+                        drop(permit);
+                        echoed
+                    }),
+                )
+                .await
+                .expect("admission timed out");
+                echoes.push(echoing.unwrap_or_else(|_| panic!("the executor refused an echo")));
             }
             let mut total = 0;
             for echo in echoes {
@@ -795,6 +927,7 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
             Arc::clone(&swapping_done),
         );
         let (config_a, config_b) = (config_a.clone(), config_b.clone());
+        let every_key = config_a.diff(&config_b).len();
         tokio::spawn(async move {
             let mut swaps = 0usize;
             let mut during_load = 0usize;
@@ -805,7 +938,11 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
                 let done = load.registry.reconfigure(next).unwrap();
                 swaps += 1;
                 assert_eq!(done.version(), swaps as u64);
-                assert_eq!(done.changes().len(), 4, "every limit changes each swap");
+                assert_eq!(
+                    done.changes().len(),
+                    every_key,
+                    "every limit changes each swap"
+                );
                 if !clients_done.load(Ordering::SeqCst) {
                     during_load += 1;
                 }
@@ -833,13 +970,12 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
                     // A scrape, too, reports limits from one configuration.
                     let scraped = load.scraped_limits();
                     assert!(
-                        scraped == (A.0, A.1, A.2 .0) || scraped == (B.0, B.1, B.2 .0),
+                        scraped == (a.read, a.write, a.pair.0)
+                            || scraped == (b.read, b.write, b.pair.0),
                         "scrape mixed: {scraped:?}"
                     );
-                    let (read, write, pair) = load.limits();
-                    assert!(read == A.0 || read == B.0, "read limit {read}");
-                    assert!(write == A.1 || write == B.1, "write limit {write}");
-                    assert!(pair == A.2 || pair == B.2, "pair mixed: {pair:?}");
+                    let parts = load.limits();
+                    assert!(each_part_whole(&parts, &a, &b), "a part mixed: {parts:?}");
                     samples += 1;
                     tokio::task::yield_now().await;
                 }
@@ -881,13 +1017,14 @@ async fn a_swap_under_load_applies_everywhere_without_restarts_or_mixtures() {
         "no swap happened while clients were sending"
     );
     assert_eq!(swaps % 2, 1);
-    // Same connections throughout: exactly one accept per client, every byte echoed on it.
+    // Same connections throughout: exactly one accept per client, every byte echoed on it, nothing refused.
     assert_eq!(accepted.load(Ordering::SeqCst), CONNECTIONS);
     assert_eq!(echoed, sent);
-    assert_eq!(limiter.active(), 0);
+    assert_eq!(load.limiter.active(), 0);
     assert_eq!((load.read.used(), load.write.used()), (0, 0));
+    assert_eq!(load.queues.metrics().refused, 0);
     // The final swap applied everywhere.
-    assert_eq!(load.limits(), A);
+    assert_eq!(load.limits(), a);
     assert_eq!(
         load.registry.versioned_configuration(),
         (swaps as u64, config_a)
