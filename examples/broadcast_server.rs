@@ -25,6 +25,7 @@ use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{Connection, Group, Shutdown};
 use tidegate::metrics::Registry;
+use tidegate::watermark::{Limits, QueueSet};
 use tokio::sync::Notify;
 use tokio_util::codec::Encoder;
 use tokio_util::task::TaskTracker;
@@ -121,7 +122,16 @@ async fn serve(options: Options) -> io::Result<()> {
         .as_deref()
         .map(|path| Reloader::new(path, &registry))
         .transpose()?;
-    let (_limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
+    let (limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
+    let hard = (options.high + options.size + 4 + MAX_INBOUND + 8 * 1024).max(256 * 1024);
+    // Every connection's queue takes its marks from this set, so that a reload changes them for all at once.
+    let queue_set =
+        QueueSet::new(Limits::try_new(options.low, options.high, hard).map_err(io::Error::other)?);
+    // The parts whose limits a `--config` file sets: `limiter.limit`, `limiter.per_ip`, `queues.low` and so on.
+    registry
+        .register("limiter", &limiter)
+        .and_then(|()| registry.register("queues", &queue_set))
+        .map_err(io::Error::other)?;
     // One codec for both directions: its maximum bounds what subscribers may send, and must admit our frames.
     let codec = LengthFieldCodec::new(MAX_INBOUND.max(options.size + 4));
     let shutdown = Shutdown::new();
@@ -129,7 +139,8 @@ async fn serve(options: Options) -> io::Result<()> {
     connections
         .low_mark(options.low)
         .high_mark(options.high)
-        .hard_cap((options.high + options.size + 4 + MAX_INBOUND + 8 * 1024).max(256 * 1024))
+        .hard_cap(hard)
+        .queue_set(Some(&queue_set))
         .evict_after(options.evict_after)
         .drain_timeout(DRAIN)
         .shutdown(&shutdown);

@@ -24,6 +24,7 @@ use common::{say, Flags, Signals};
 use tidegate::codec::LengthFieldCodec;
 use tidegate::conn::{ConnClose, Connection, Group, IdleTimeout, Shutdown};
 use tidegate::metrics::Registry;
+use tidegate::watermark::{Limits, QueueSet};
 use tokio_util::task::TaskTracker;
 
 const USAGE: &str = "\
@@ -139,6 +140,15 @@ async fn serve(options: Options) -> io::Result<()> {
         .map(|path| Reloader::new(path, &registry))
         .transpose()?;
     let (limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
+    let hard = (options.high + options.max_frame + 8 * 1024).max(2 << 20);
+    // Every connection's queue takes its marks from this set, so that a reload changes them for all at once.
+    let queue_set =
+        QueueSet::new(Limits::try_new(options.low, options.high, hard).map_err(io::Error::other)?);
+    // The parts whose limits a `--config` file sets: `limiter.limit`, `limiter.per_ip`, `queues.low` and so on.
+    registry
+        .register("limiter", &limiter)
+        .and_then(|()| registry.register("queues", &queue_set))
+        .map_err(io::Error::other)?;
     let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
     let mut idle = IdleTimeout::builder();
@@ -150,7 +160,8 @@ async fn serve(options: Options) -> io::Result<()> {
         .low_mark(options.low)
         .high_mark(options.high)
         // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
-        .hard_cap((options.high + options.max_frame + 8 * 1024).max(2 << 20))
+        .hard_cap(hard)
+        .queue_set(Some(&queue_set))
         .evict_after(options.evict_after)
         .drain_timeout(DRAIN)
         .shutdown(&shutdown);

@@ -265,3 +265,73 @@ fn a_file_that_cannot_apply_at_start_ends_the_server() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn a_new_connection_limit_applies_on_sighup_to_the_running_server() {
+    let file = ConfigFile::new("limit", "# as on the command line for now\n");
+    let server = Server::start(
+        "echo_server",
+        &[
+            "--max-conns",
+            "10",
+            "--config",
+            file.path().to_str().unwrap(),
+        ],
+    );
+    let start = server.config_line();
+    assert!(
+        start.contains("limiter.limit = 10; limiter.per_ip = off; queues.hard = "),
+        "{start:?}"
+    );
+    assert!(server.config_line().ends_with("(version 1): no change"));
+    let path = file.path().display().to_string();
+
+    runtime().block_on(async {
+        let mut first = connect(server.addr).await;
+        assert_eq!(
+            echo_once(&mut first, b"one", WAIT).await.as_deref(),
+            Some(&b"one"[..])
+        );
+
+        file.write("limiter.limit = 1\nqueues.high = 70000\nqueues.low = 60000\n");
+        server.hangup();
+        assert_eq!(
+            server.config_line(),
+            format!(
+                "config: applied {path} (version 2): limiter.limit: 10 -> 1; queues.high: 65536 -> 70000; \
+                 queues.low: 32768 -> 60000"
+            )
+        );
+        // The live connection goes on; a second one now waits in the backlog, unserved.
+        assert_eq!(
+            echo_once(&mut first, b"still", WAIT).await.as_deref(),
+            Some(&b"still"[..])
+        );
+        let mut second = connect(server.addr).await;
+        assert_eq!(
+            echo_once(&mut second, b"two", Duration::from_millis(500)).await,
+            None
+        );
+
+        file.write("limiter.limit = 2\n");
+        server.hangup();
+        assert_eq!(
+            server.config_line(),
+            format!("config: applied {path} (version 3): limiter.limit: 1 -> 2")
+        );
+        // Admitted now: its frame, sent while it waited, comes back.
+        let late = timeout(WAIT, async {
+            let len = second.read_u32().await.expect("echo header") as usize;
+            let mut back = vec![0; len];
+            second.read_exact(&mut back).await.expect("echo payload");
+            back
+        })
+        .await
+        .expect("the second connection was not served after the limit rose");
+        assert_eq!(late, b"two");
+        assert_eq!(
+            echo_once(&mut first, b"both", WAIT).await.as_deref(),
+            Some(&b"both"[..])
+        );
+    });
+}
