@@ -399,12 +399,19 @@ impl<T> Sender<T> {
                 false => Offer::Unwritable,
             };
         }
-        let result = self.try_send(item.clone());
-        match &result {
-            Ok(()) => Offer::Sent,
-            Err(err) if err.is_closed() => Offer::Closed,
-            Err(_) => Offer::Refused,
-        }
+        let item = item.clone();
+        let weight = item.weigh(T::weight);
+        let reservation = match &self.shared.budget {
+            None => None,
+            Some(budget) => match budget.try_reserve(weight) {
+                Ok(reservation) => Some(reservation),
+                Err(_) => {
+                    self.shared.note_refused();
+                    return Offer::Refused;
+                }
+            },
+        };
+        self.shared.offer_push(item, weight, reservation)
     }
 }
 

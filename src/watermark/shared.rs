@@ -16,6 +16,7 @@ use super::bundle::Items;
 use super::gate::Gate;
 use super::level::{Change, Level};
 use super::live_limits::LiveLimits;
+use super::sender::Offer;
 use super::set_core::{Member, Membership, Sample, SetCore};
 use super::stats::Stats;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
@@ -132,15 +133,54 @@ impl<T> Shared<T> {
         weight: usize,
         reservation: Option<Reservation>,
     ) -> Result<(), SendError<I>> {
+        self.push_with(item, weight, reservation, |_, err| Err(err), Ok(()))
+    }
+
+    /// [`try_push`](Self::try_push) for [`Sender::offer`](super::Sender::offer): the refusal is counted and the
+    /// item dropped here, and the verdict is one byte. A fan-out calls this once per member; returning the whole
+    /// `Result` (item included) from an outlined `try_push` made every call read it back from the stack right after
+    /// it was written, a store-forwarding stall that cost more than the push itself.
+    pub(crate) fn offer_push(
+        &self,
+        item: T,
+        weight: usize,
+        reservation: Option<Reservation>,
+    ) -> Offer {
+        self.push_with(
+            item,
+            weight,
+            reservation,
+            |shared, err| {
+                shared.count_refusal(&err);
+                match err.is_closed() {
+                    true => Offer::Closed,
+                    false => Offer::Refused,
+                }
+            },
+            Offer::Sent,
+        )
+    }
+
+    /// The push itself, shared by `try_push` and `offer_push`: `refused` turns a refusal into the caller's
+    /// answer, `pushed` is the answer on success.
+    #[inline(always)]
+    fn push_with<I: Items<T>, R>(
+        &self,
+        item: I,
+        weight: usize,
+        reservation: Option<Reservation>,
+        refused: impl FnOnce(&Self, SendError<I>) -> R,
+        pushed: R,
+    ) -> R {
         if self.is_closed() {
-            return Err(self.closed_error(item));
+            return refused(self, self.closed_error(item));
         }
         let limits = self.limits().get();
         let change = match self.level.try_add(weight, &limits) {
             Ok(change) => change,
             Err(queued) => {
                 let hard = limits.hard();
-                return Err(if weight > hard {
+                let err = if weight > hard {
                     SendError::TooLarge { item, weight, hard }
                 } else {
                     SendError::Full {
@@ -149,7 +189,8 @@ impl<T> Shared<T> {
                         queued,
                         hard,
                     }
-                });
+                };
+                return refused(self, err);
             }
         };
         let mut queue = self.queue.lock();
@@ -163,7 +204,7 @@ impl<T> Shared<T> {
                 self.on_flip();
             }
             self.after_change(self.level.sub(weight, limits.low()));
-            return Err(SendError::Closed { item, reason });
+            return refused(self, SendError::Closed { item, reason });
         }
         queue.accepted += item.count();
         item.push_into(&mut queue.items);
@@ -184,7 +225,7 @@ impl<T> Shared<T> {
         if change.flipped {
             self.on_flip();
         }
-        Ok(())
+        pushed
     }
 
     /// Moves queued items into `into` (which the receiving side drains first). `Ready(false)` once the queue is
@@ -435,8 +476,13 @@ impl<T> Shared<T> {
     /// Counts `err` in `refused` if it is a refusal (hard cap or budget) rather than a closed queue.
     pub(crate) fn count_refusal<U>(&self, err: &SendError<U>) {
         if err.is_refusal() {
-            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            self.note_refused();
         }
+    }
+
+    /// Counts one refusal: the hard cap or the budget refused an item.
+    pub(crate) fn note_refused(&self) {
+        self.stats.refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an item that a [`FramedSender`](super::FramedSender) had accepted and could not queue when it was
