@@ -19,6 +19,10 @@
 //! within `--admin-timeout-ms`, answers carry `Connection: close`. Both ports must be loopback addresses: the
 //! admin port has no authentication, so it is for a local scraper or an SSH tunnel.
 //!
+//! With `--config FILE` the limits of every registered part (`handlers.max_concurrency`, `connections.limit`,
+//! `echo-queues.high`, ...) are read from the file at start and again on SIGHUP, as `echo_server` does; what
+//! changed, or every reason the file was refused, is logged on stderr.
+//!
 //! ```text
 //! cargo run --release --example metrics_endpoint -- --listen 127.0.0.1:7001 --admin 127.0.0.1:9101
 //! curl -s 127.0.0.1:9101/metrics | grep tidegate_budget
@@ -36,6 +40,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use common::reload::Reloader;
 use common::{say, Flags, Signals};
 use parking_lot::Mutex;
 use tidegate::buf::{BufPool, LeakTracking};
@@ -64,6 +69,8 @@ usage: metrics_endpoint [flags]
   --evict-after-ms MS     close a peer unwritable this long (default 10000; 0: never)
   --leak-age-ms MS        /leaks lists buffers outstanding longer than this (default 10000)
   --admin-timeout-ms MS   an admin request's head must arrive within this (default 5000)
+  --config FILE           live limits, `name.key = value` lines (see tidegate::metrics::Configuration),
+                          applied at start and re-read on SIGHUP
   --workers N             runtime threads (default: one per core)";
 
 /// How long connections may take to deliver what they queued once a shutdown begins.
@@ -97,6 +104,7 @@ struct Options {
     evict_after: Option<Duration>,
     leak_age: Duration,
     admin_timeout: Duration,
+    config: Option<String>,
     workers: usize,
 }
 
@@ -117,6 +125,7 @@ impl Options {
                 "evict-after-ms",
                 "leak-age-ms",
                 "admin-timeout-ms",
+                "config",
                 "workers",
             ],
             &[],
@@ -146,6 +155,7 @@ impl Options {
             evict_after: (evict_ms > 0).then(|| Duration::from_millis(evict_ms)),
             leak_age: Duration::from_millis(flags.get("leak-age-ms", 10_000)?),
             admin_timeout: Duration::from_millis(flags.get("admin-timeout-ms", 5_000)?),
+            config: flags.text("config").map(str::to_owned),
             workers: flags.get("workers", 0)?,
         })
     }
@@ -177,12 +187,16 @@ struct Echo {
     exec: BoundedExecutor,
     pool: BufPool,
     frames: CodecStats,
-    queues: QueueSet,
 }
 
 async fn serve(options: Options) -> io::Result<()> {
     let mut signals = Signals::new()?;
     let registry = Registry::new();
+    let mut reloader = options
+        .config
+        .as_deref()
+        .map(|path| Reloader::new(path, &registry))
+        .transpose()?;
     let (limiter, listener) =
         common::bind_limited(&options.listen.to_string(), options.max_conns).await?;
     let budget = MemoryBudget::new(options.budget);
@@ -225,6 +239,7 @@ async fn serve(options: Options) -> io::Result<()> {
         .low_mark(options.low)
         .high_mark(options.high)
         .hard_cap(hard)
+        .queue_set(Some(&queues))
         .evict_after(options.evict_after)
         .budget(Some(budget.clone()))
         .drain_timeout(DRAIN)
@@ -237,6 +252,10 @@ async fn serve(options: Options) -> io::Result<()> {
             .map_err(io::Error::other)?,
     );
 
+    if let Some(reloader) = &reloader {
+        // A file that cannot apply at start ends the server: it would otherwise run with limits nobody chose.
+        reloader.start().map_err(io::Error::other)?;
+    }
     let admin = Admin {
         registry: registry.clone(),
         leak_age: options.leak_age,
@@ -259,7 +278,6 @@ async fn serve(options: Options) -> io::Result<()> {
         exec: exec.clone(),
         pool,
         frames,
-        queues,
     };
     let handlers = TaskTracker::new();
     let ids = AtomicU64::new(0);
@@ -267,6 +285,11 @@ async fn serve(options: Options) -> io::Result<()> {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             signal = signals.recv() => break signal,
+            _ = Reloader::hangup(&mut reloader) => {
+                // Refusals are logged and change nothing: the server goes on with the limits it has.
+                let _ = reloader.as_ref().expect("only with --config").reload();
+                continue;
+            }
         };
         let (stream, _peer, permit) = accepted?;
         let _ = stream.set_nodelay(true);
@@ -276,7 +299,6 @@ async fn serve(options: Options) -> io::Result<()> {
             .permit(permit)
             .build(stream, decoder, codec.clone())
             .map_err(io::Error::other)?;
-        echo.queues.add(conn.sender());
         let id = ids.fetch_add(1, Ordering::Relaxed);
         handlers.spawn(echo_connection(conn, id, echo.clone()));
     };

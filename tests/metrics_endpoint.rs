@@ -341,3 +341,54 @@ fn sigterm_ends_the_server_with_a_report() {
         .expect("a final report line");
     assert!(line.contains("connections=1"), "{line}");
 }
+
+#[test]
+fn sighup_applies_the_config_file_and_a_refused_file_changes_nothing() {
+    let _serial = serial();
+    let path = std::env::temp_dir().join(format!("tidegate-endpoint-{}.conf", std::process::id()));
+    std::fs::write(&path, "handlers.max_concurrency = 8\n").unwrap();
+    let server = Endpoint::start(&["--config", path.to_str().unwrap()]);
+    let gauge = |name: &str| {
+        let series = format!("tidegate_exec_{name}{{name=\"handlers\"}}");
+        value(&server.scrape(), &series)
+    };
+    let wait_for = |name: &str, want: f64| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while gauge(name) != Some(want) {
+            assert!(
+                Instant::now() < until,
+                "{name} did not become {want} within 5 s of SIGHUP"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(gauge("max_concurrency"), Some(8.0), "applied at start");
+
+    std::fs::write(
+        &path,
+        "handlers.max_concurrency = 3\nconnections.limit = 33554432\n",
+    )
+    .unwrap();
+    server.hangup();
+    wait_for("max_concurrency", 3.0);
+    let text = server.scrape();
+    let budget = r#"tidegate_budget_limit_bytes{name="connections"}"#;
+    assert_eq!(value(&text, budget), Some(33554432.0));
+
+    // A refused file (an unknown part, a budget that cannot be off) changes nothing; the next good file (which
+    // names another key only) applies after it, and the limit the refused one named is still 3.
+    std::fs::write(
+        &path,
+        "handlers.max_concurrency = 5\nconnections.limit = off\nnobody.limit = 1\n",
+    )
+    .unwrap();
+    server.hangup();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(&path, "handlers.max_pending = 77\n").unwrap();
+    server.hangup();
+    wait_for("max_pending", 77.0);
+    assert_eq!(gauge("max_concurrency"), Some(3.0));
+    assert_eq!(value(&server.scrape(), budget), Some(33554432.0));
+    echo(server.echo, 3, 10);
+    let _ = std::fs::remove_file(&path);
+}

@@ -121,6 +121,13 @@ impl Endpoint {
         }
     }
 
+    /// Sends SIGHUP (re-read `--config`).
+    #[allow(dead_code)] // used by one of the two test binaries that share this file
+    pub fn hangup(&self) {
+        // SAFETY: kill(2) on our own child, not reaped yet (we hold the Child).
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGHUP) };
+    }
+
     /// The next stdout line containing `needle`, within `wait`.
     pub fn line_containing(&self, needle: &str, wait: Duration) -> Option<String> {
         let until = Instant::now() + wait;
