@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::loom::atomic::Ordering;
-use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings, SettingsCheck};
 
 use super::memory_budget::MemoryBudget;
 use super::node::Node;
@@ -58,23 +58,9 @@ impl Observer for BudgetObserver {
     }
 
     fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
-        let mut reasons = Vec::new();
-        match settings.get(LIMIT_KEY) {
-            None => reasons.push(format!("{LIMIT_KEY} is missing")),
-            Some(None) => reasons.push(format!("{LIMIT_KEY} cannot be off")),
-            Some(Some(limit)) if usize::try_from(limit).is_err() => {
-                reasons.push(format!("{LIMIT_KEY} {limit} does not fit in usize"))
-            }
-            Some(Some(_)) => {}
-        }
-        for (key, _) in settings.iter().filter(|(key, _)| *key != LIMIT_KEY) {
-            reasons.push(format!("unknown key {key} (a budget has only {LIMIT_KEY})"));
-        }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(reasons)
-        }
+        let mut check = SettingsCheck::new(settings, "a budget", &[LIMIT_KEY]);
+        check.required(LIMIT_KEY, usize::MAX as u64);
+        check.finish()
     }
 
     fn apply(&self, settings: &Settings) -> bool {

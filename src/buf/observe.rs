@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::loom::atomic::Ordering;
-use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Outstanding, Settings, SettingsCheck};
 
 use super::pool::{BufPool, PoolLink};
 
@@ -113,27 +113,9 @@ impl Observer for PoolObserver {
     }
 
     fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
-        let mut reasons = Vec::new();
-        match settings.get(MAX_RETAINED_KEY) {
-            None => reasons.push(format!("{MAX_RETAINED_KEY} is missing")),
-            Some(None) => reasons.push(format!(
-                "{MAX_RETAINED_KEY} cannot be off (0 keeps nothing idle)"
-            )),
-            Some(Some(n)) if usize::try_from(n).is_err() => {
-                reasons.push(format!("{MAX_RETAINED_KEY} {n} does not fit in usize"))
-            }
-            Some(Some(_)) => {}
-        }
-        for (key, _) in settings.iter().filter(|(key, _)| *key != MAX_RETAINED_KEY) {
-            reasons.push(format!(
-                "unknown key {key} (a pool has only {MAX_RETAINED_KEY})"
-            ));
-        }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(reasons)
-        }
+        let mut check = SettingsCheck::new(settings, "a pool", &[MAX_RETAINED_KEY]);
+        check.required(MAX_RETAINED_KEY, usize::MAX as u64);
+        check.finish()
     }
 
     fn apply(&self, settings: &Settings) -> bool {

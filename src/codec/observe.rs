@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Settings, SettingsCheck};
 
 use super::stats::{CodecStats, StatsInner};
 
@@ -80,33 +80,18 @@ impl Observer for StatsObserver {
     }
 
     fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
-        let mut reasons = Vec::new();
-        match settings.get(MAX_KEY) {
-            None => reasons.push(format!(
-                "{MAX_KEY} is missing (use off to let decoders keep their own)"
-            )),
-            Some(Some(max)) => {
-                let (min, limit) = self
-                    .stats()
-                    .map_or((1, usize::MAX), |s| s.max_frame_length_range());
-                if max < min as u64 || max > limit as u64 {
-                    reasons.push(format!(
-                        "{MAX_KEY} {max} is outside {min}..={limit}, the range every attached decoder accepts"
-                    ));
-                }
+        let mut check = SettingsCheck::new(settings, "codec stats", &[MAX_KEY]);
+        if let Some(Some(max)) = check.switchable(MAX_KEY, u64::MAX) {
+            let (min, limit) = self
+                .stats()
+                .map_or((1, usize::MAX), |s| s.max_frame_length_range());
+            if max < min as u64 || max > limit as u64 {
+                check.refuse(format!(
+                    "{MAX_KEY} {max} is outside {min}..={limit}, the range every attached decoder accepts"
+                ));
             }
-            Some(None) => {}
         }
-        for (key, _) in settings.iter().filter(|(key, _)| *key != MAX_KEY) {
-            reasons.push(format!(
-                "unknown key {key} (codec stats have only {MAX_KEY})"
-            ));
-        }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(reasons)
-        }
+        check.finish()
     }
 
     fn apply(&self, settings: &Settings) -> bool {

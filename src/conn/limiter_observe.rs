@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Settings, SettingsCheck};
 
 use super::limiter::{ConnectionLimiter, Shared};
 
@@ -78,48 +78,17 @@ impl Observer for LimiterObserver {
     }
 
     fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
-        let mut reasons = Vec::new();
-        let limit = match settings.get(LIMIT_KEY) {
-            None => {
-                reasons.push(format!("{LIMIT_KEY} is missing"));
-                None
+        let mut check = SettingsCheck::new(settings, "a limiter", &[LIMIT_KEY, PER_IP_KEY]);
+        let limit = check.required(LIMIT_KEY, usize::MAX as u64);
+        // `usize::MAX` per address is how the limiter spells "no limit": `off` says it.
+        if let Some(Some(per_ip)) = check.switchable(PER_IP_KEY, usize::MAX as u64 - 1) {
+            if let Some(limit) = limit.filter(|limit| per_ip > *limit) {
+                check.refuse(format!(
+                    "{PER_IP_KEY} {per_ip} is above {LIMIT_KEY} {limit}: one address could never reach it"
+                ));
             }
-            Some(None) => {
-                reasons.push(format!("{LIMIT_KEY} cannot be off"));
-                None
-            }
-            Some(Some(n)) if usize::try_from(n).is_err() => {
-                reasons.push(format!("{LIMIT_KEY} {n} does not fit in usize"));
-                None
-            }
-            Some(Some(n)) => Some(n),
-        };
-        match settings.get(PER_IP_KEY) {
-            None => reasons.push(format!(
-                "{PER_IP_KEY} is missing (use off for no per-address limit)"
-            )),
-            Some(Some(n)) if n >= usize::MAX as u64 => reasons.push(format!(
-                "{PER_IP_KEY} {n} is out of range (use off for no limit)"
-            )),
-            Some(Some(n)) if limit.is_some_and(|limit| n > limit) => reasons.push(format!(
-                "{PER_IP_KEY} {n} is above {LIMIT_KEY} {}: one address could never reach it",
-                limit.unwrap_or_default()
-            )),
-            _ => {}
         }
-        for (key, _) in settings
-            .iter()
-            .filter(|(key, _)| *key != LIMIT_KEY && *key != PER_IP_KEY)
-        {
-            reasons.push(format!(
-                "unknown key {key} (a limiter has {LIMIT_KEY} and {PER_IP_KEY})"
-            ));
-        }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(reasons)
-        }
+        check.finish()
     }
 
     fn apply(&self, settings: &Settings) -> bool {

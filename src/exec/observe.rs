@@ -3,7 +3,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Settings, SettingsCheck};
 
 use super::executor::BoundedExecutor;
 use super::limits::ExecLimits;
@@ -117,44 +117,16 @@ impl Observer for ExecObserver {
     }
 
     fn check(&self, settings: &Settings) -> Result<(), Vec<String>> {
-        let mut reasons = Vec::new();
-        let mut count = |key: &str| match settings.get(key) {
-            None => {
-                reasons.push(format!("{key} is missing"));
-                None
-            }
-            Some(None) => {
-                reasons.push(format!("{key} cannot be off"));
-                None
-            }
-            Some(Some(v)) if v > MAX_LIMIT as u64 => {
-                reasons.push(format!("{key} {v} is above the largest limit, {MAX_LIMIT}"));
-                None
-            }
-            Some(Some(v)) => Some(v),
-        };
-        let concurrency = count(CONCURRENCY_KEY);
-        let pending = count(PENDING_KEY);
+        let mut check = SettingsCheck::new(settings, "an executor", &KEYS);
+        let concurrency = check.required(CONCURRENCY_KEY, MAX_LIMIT as u64);
+        let pending = check.required(PENDING_KEY, MAX_LIMIT as u64);
         if let (Some(0), Some(0)) = (concurrency, pending) {
-            reasons.push(format!(
+            check.refuse(format!(
                 "{CONCURRENCY_KEY} and {PENDING_KEY} are both 0: nothing could be admitted"
             ));
         }
-        if settings.get(SHED_KEY).is_none() {
-            reasons.push(format!(
-                "{SHED_KEY} is missing (use off to turn shedding off)"
-            ));
-        }
-        for (key, _) in settings.iter().filter(|(key, _)| !KEYS.contains(key)) {
-            reasons.push(format!(
-                "unknown key {key} (an executor has {CONCURRENCY_KEY}, {PENDING_KEY} and {SHED_KEY})"
-            ));
-        }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(reasons)
-        }
+        check.switchable(SHED_KEY, u64::MAX);
+        check.finish()
     }
 
     fn apply(&self, settings: &Settings) -> bool {

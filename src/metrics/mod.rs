@@ -52,5 +52,5 @@ pub use observer::{Observe, Observer};
 pub use outstanding::{LeakSite, Outstanding};
 pub use process::ProcessMetrics;
 pub use registry::Registry;
-pub use settings::Settings;
+pub use settings::{Settings, SettingsCheck};
 pub use snapshot::Snapshot;

@@ -84,3 +84,98 @@ impl fmt::Debug for Settings {
         write!(f, "Settings({self})")
     }
 }
+
+/// Gathers every reason proposed [`Settings`] cannot apply, for an [`Observer::check`](super::Observer::check):
+/// missing keys, limits that cannot be off, values out of range, and (when finished) keys the part does not have.
+///
+/// # Examples
+///
+/// ```
+/// use tidegate::metrics::{Settings, SettingsCheck};
+///
+/// let proposed = Settings::new().with("limit", None).with("colour", Some(3));
+/// let mut check = SettingsCheck::new(&proposed, "a budget", &["limit"]);
+/// assert_eq!(check.required("limit", u64::MAX), None);
+/// assert_eq!(
+///     check.finish().unwrap_err(),
+///     ["limit cannot be off", "unknown key colour (a budget has only limit)"]
+/// );
+/// ```
+#[derive(Debug)]
+pub struct SettingsCheck<'a> {
+    settings: &'a Settings,
+    part: &'static str,
+    keys: &'static [&'static str],
+    reasons: Vec<String>,
+}
+
+impl<'a> SettingsCheck<'a> {
+    /// Checks `settings` for a part described as `part` in messages ("a budget", "an executor") whose keys are
+    /// `keys`.
+    pub fn new(settings: &'a Settings, part: &'static str, keys: &'static [&'static str]) -> Self {
+        SettingsCheck {
+            settings,
+            part,
+            keys,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// A limit that must be given, cannot be off and is at most `max`: its value, or `None` with the reason noted.
+    pub fn required(&mut self, key: &str, max: u64) -> Option<u64> {
+        match self.settings.get(key) {
+            None => self.refuse(format!("{key} is missing")),
+            Some(None) => self.refuse(format!("{key} cannot be off")),
+            Some(Some(value)) => return self.at_most(key, value, max),
+        }
+        None
+    }
+
+    /// A limit that must be given, may be `off`, and is at most `max`: `Some(value)` (`Some(None)` for off), or
+    /// `None` with the reason noted.
+    pub fn switchable(&mut self, key: &str, max: u64) -> Option<Option<u64>> {
+        match self.settings.get(key) {
+            None => self.refuse(format!("{key} is missing (use off to switch it off)")),
+            Some(None) => return Some(None),
+            Some(Some(value)) => return self.at_most(key, value, max).map(Some),
+        }
+        None
+    }
+
+    /// Notes a reason of the part's own (limits out of order, a combination that cannot work).
+    pub fn refuse(&mut self, reason: String) {
+        self.reasons.push(reason);
+    }
+
+    /// Every reason, including one per key the part does not have, or `Ok` if there are none.
+    ///
+    /// # Errors
+    ///
+    /// The reasons, in the order they were found, unknown keys last.
+    pub fn finish(mut self) -> Result<(), Vec<String>> {
+        let has = match self.keys {
+            [only] => format!("only {only}"),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+            [] => "no live limits".to_owned(),
+        };
+        for (key, _) in self.settings.iter() {
+            if !self.keys.contains(&key) {
+                self.reasons
+                    .push(format!("unknown key {key} ({} has {has})", self.part));
+            }
+        }
+        if self.reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(self.reasons)
+        }
+    }
+
+    fn at_most(&mut self, key: &str, value: u64, max: u64) -> Option<u64> {
+        if value > max {
+            self.refuse(format!("{key} {value} is above the largest limit, {max}"));
+            return None;
+        }
+        Some(value)
+    }
+}

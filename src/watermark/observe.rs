@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
-use crate::metrics::{Collector, Family, Observe, Observer, Settings};
+use crate::metrics::{Collector, Family, Observe, Observer, Settings, SettingsCheck};
 
 use super::set_core::SetCore;
 use super::shared::Shared;
@@ -224,41 +224,22 @@ fn limit_settings(limits: Limits) -> Settings {
 /// The marks `settings` describe, or every reason they cannot: a missing, switched-off or oversized mark, an
 /// unknown key, marks out of order, or (for a set of connections) less than `headroom` bytes between high and hard.
 fn proposed(settings: &Settings, headroom: usize) -> Result<Limits, Vec<String>> {
-    let mut reasons = Vec::new();
-    let low = mark(settings, LOW, &mut reasons);
-    let high = mark(settings, HIGH, &mut reasons);
-    let hard = mark(settings, HARD, &mut reasons);
-    for (key, _) in settings.iter() {
-        if ![LOW, HIGH, HARD].contains(&key) {
-            reasons.push(format!(
-                "unknown key {key} (a queue has {LOW}, {HIGH} and {HARD})"
-            ));
-        }
-    }
+    let mut check = SettingsCheck::new(settings, "a queue", &[LOW, HIGH, HARD]);
+    let mut mark = |key| check.required(key, usize::MAX as u64).map(|v| v as usize);
+    let (low, high, hard) = (mark(LOW), mark(HIGH), mark(HARD));
+    let mut limits = None;
     if let (Some(low), Some(high), Some(hard)) = (low, high, hard) {
         match Limits::try_new(low, high, hard) {
-            Err(err) => reasons.push(err.to_string()),
-            Ok(_) if hard - high < headroom => reasons.push(format!(
+            Err(err) => check.refuse(err.to_string()),
+            Ok(_) if hard - high < headroom => check.refuse(format!(
                 "{HARD} - {HIGH} is {} but the set's connections need {headroom} (their largest frame and a batch)",
                 hard - high
             )),
-            Ok(limits) if reasons.is_empty() => return Ok(limits),
-            Ok(_) => {}
+            Ok(ok) => limits = Some(ok),
         }
     }
-    Err(reasons)
-}
-
-fn mark(settings: &Settings, key: &str, reasons: &mut Vec<String>) -> Option<usize> {
-    match settings.get(key) {
-        None => reasons.push(format!("{key} is missing")),
-        Some(None) => reasons.push(format!("{key} cannot be off")),
-        Some(Some(bytes)) => match usize::try_from(bytes) {
-            Ok(bytes) => return Some(bytes),
-            Err(_) => reasons.push(format!("{key} {bytes} does not fit in usize")),
-        },
-    }
-    None
+    check.finish()?;
+    Ok(limits.expect("every mark was given and in order when no reason was found"))
 }
 
 #[cfg(test)]
