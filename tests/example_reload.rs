@@ -6,45 +6,18 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-const WAIT: Duration = Duration::from_secs(10);
+#[path = "support/example_binary.rs"]
+mod example_binary;
+use example_binary::examples_dir;
 
-/// Builds both examples once per test binary; the path of their directory.
-fn examples_dir() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--example",
-                "echo_server",
-                "--example",
-                "broadcast_server",
-            ])
-            .current_dir(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the examples failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_relative() {
-                    manifest.join(dir)
-                } else {
-                    dir
-                }
-            })
-            .unwrap_or_else(|| manifest.join("target"));
-        target.join("debug").join("examples")
-    })
-}
+const WAIT: Duration = Duration::from_secs(10);
 
 /// A config file in its own directory under the target directory, removed when dropped.
 struct ConfigFile(PathBuf);

@@ -3,46 +3,19 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-/// Builds both examples once per test binary; the path of their directory.
-fn examples_dir() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--example",
-                "echo_server",
-                "--example",
-                "broadcast_server",
-            ])
-            .current_dir(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of the examples failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_relative() {
-                    manifest.join(dir)
-                } else {
-                    dir
-                }
-            })
-            .unwrap_or_else(|| manifest.join("target"));
-        target.join("debug").join("examples")
-    })
-}
+#[path = "support/example_binary.rs"]
+mod example_binary;
+use example_binary::examples_dir;
 
 /// The tests load the machine (thousands of connections, RSS figures): one at a time.
 fn serial() -> MutexGuard<'static, ()> {

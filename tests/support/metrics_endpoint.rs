@@ -7,38 +7,18 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+#[path = "example_binary.rs"]
+mod example_binary;
+use example_binary::examples_dir;
 
 /// How long any one socket operation of a test may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the example once per test binary; the path of the binary.
-pub fn binary() -> &'static PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "metrics_endpoint"])
-            .current_dir(&manifest)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "cargo build of metrics_endpoint failed");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_relative() {
-                    manifest.join(dir)
-                } else {
-                    dir
-                }
-            })
-            .unwrap_or_else(|| manifest.join("target"));
-        target
-            .join("debug")
-            .join("examples")
-            .join("metrics_endpoint")
-    })
+/// The example's binary, built once per test binary.
+pub fn binary() -> PathBuf {
+    examples_dir().join("metrics_endpoint")
 }
 
 /// A running `metrics_endpoint` on two ephemeral loopback ports, killed when dropped.
