@@ -18,6 +18,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+#[cfg(target_os = "linux")]
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
+#[cfg(target_os = "linux")]
+use fd_limit::{highest_open_fd, set_soft_nofile};
+
 /// Long enough never to fire on a loaded machine; only a hang reaches it.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -641,34 +647,6 @@ fn emfile_scenario() {
             stuck.backoffs
         );
     });
-}
-
-#[cfg(target_os = "linux")]
-fn highest_open_fd() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap()
-}
-
-#[cfg(target_os = "linux")]
-fn set_soft_nofile(soft: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit for the duration of both calls.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        assert!(
-            soft <= limit.rlim_max,
-            "hard limit {} too low",
-            limit.rlim_max
-        );
-        limit.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
 }
 
 /// CPU time used by this process (all threads): the independent check that waiting is not spinning.

@@ -22,6 +22,12 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
+#[cfg(target_os = "linux")]
+#[path = "support/fd_limit.rs"]
+mod fd_limit;
+#[cfg(target_os = "linux")]
+use fd_limit::{highest_open_fd, set_soft_nofile};
+
 /// One event as the subscriber saw it.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -474,32 +480,4 @@ fn emfile_scenario() {
         drop(fillers);
         println!("{EMFILE_OK}: {backoffs} backoffs, {} warnings", warns.len());
     });
-}
-
-#[cfg(target_os = "linux")]
-fn highest_open_fd() -> u64 {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap()
-}
-
-#[cfg(target_os = "linux")]
-fn set_soft_nofile(soft: u64) {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `limit` is a valid, writable rlimit for the duration of both calls.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        assert!(
-            soft <= limit.rlim_max,
-            "hard limit {} too low",
-            limit.rlim_max
-        );
-        limit.rlim_cur = soft;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
 }
