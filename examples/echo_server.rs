@@ -13,6 +13,9 @@
 //! ```
 
 mod common;
+#[path = "common/echo_connections.rs"]
+mod echo_connections;
+use echo_connections::{echo_connections, Marks, DRAIN};
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +24,7 @@ use std::time::Duration;
 
 use common::reload::Reloader;
 use common::{say, Flags, Signals};
-use tidegate::codec::LengthFieldCodec;
-use tidegate::conn::{ConnClose, Connection, Group, IdleTimeout, Shutdown};
+use tidegate::conn::{ConnClose, Group, Shutdown};
 use tidegate::metrics::Registry;
 use tidegate::watermark::{Limits, QueueSet};
 use tokio_util::task::TaskTracker;
@@ -39,13 +41,6 @@ usage: echo_server [flags]
   --config FILE          live limits, `name.key = value` lines (see tidegate::metrics::Configuration),
                          applied at start and again on SIGHUP; changes or refusals logged on stderr
   --stats                one stats line a second on stdout";
-
-/// How long connections may take to deliver what they queued once a shutdown begins.
-const DRAIN: Duration = Duration::from_secs(2);
-/// A peer that sends nothing for this long is closed.
-const READ_IDLE: Duration = Duration::from_secs(60);
-/// The slowloris defence: a peer's first frame header (4 bytes) must arrive within this.
-const FIRST_HEADER_WITHIN: Duration = Duration::from_secs(10);
 
 struct Options {
     addr: String,
@@ -140,7 +135,7 @@ async fn serve(options: Options) -> io::Result<()> {
         .map(|path| Reloader::new(path, &registry))
         .transpose()?;
     let (limiter, listener) = common::bind_limited(&options.addr, options.max_conns).await?;
-    let hard = (options.high + options.max_frame + 8 * 1024).max(2 << 20);
+    let hard = echo_connections::hard_cap(options.high, options.max_frame);
     // Every connection's queue takes its marks from this set, so that a reload changes them for all at once.
     let queue_set =
         QueueSet::new(Limits::try_new(options.low, options.high, hard).map_err(io::Error::other)?);
@@ -149,29 +144,14 @@ async fn serve(options: Options) -> io::Result<()> {
         .register("limiter", &limiter)
         .and_then(|()| registry.register("queues", &queue_set))
         .map_err(io::Error::other)?;
-    let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
-    let mut idle = IdleTimeout::builder();
-    idle.read_idle(Some(READ_IDLE))
-        .first_bytes_deadline(4, FIRST_HEADER_WITHIN);
-    let mut connections = Connection::builder();
-    connections
-        .idle(&idle)
-        .low_mark(options.low)
-        .high_mark(options.high)
-        // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
-        .hard_cap(hard)
-        .queue_set(Some(&queue_set))
-        .evict_after(options.evict_after)
-        .drain_timeout(DRAIN)
-        .shutdown(&shutdown);
-    // Refuse a configuration that cannot work now, not at the first connection.
-    let (probe, _) = tokio::io::duplex(1);
-    drop(
-        connections
-            .build(probe, codec.clone(), codec.clone())
-            .map_err(io::Error::other)?,
-    );
+    let marks = Marks {
+        low: options.low,
+        high: options.high,
+        max_frame: options.max_frame,
+        evict_after: options.evict_after,
+    };
+    let (mut connections, codec) = echo_connections(&marks, &queue_set, None, &shutdown)?;
 
     let totals = Arc::new(Totals::default());
     // Only read for the stats line's queued bytes: the group never broadcasts here.

@@ -32,6 +32,9 @@
 // Flags, `say`, the runtime and the limited bind are used; not the stats helpers.
 #[allow(dead_code)]
 mod common;
+#[path = "common/echo_connections.rs"]
+mod echo_connections;
+use echo_connections::{echo_connections, Marks, DRAIN};
 
 use std::io;
 use std::net::SocketAddr;
@@ -45,7 +48,7 @@ use common::{say, Flags, Signals};
 use parking_lot::Mutex;
 use tidegate::buf::{BufPool, LeakTracking};
 use tidegate::codec::{CodecStats, LengthFieldCodec};
-use tidegate::conn::{Connection, IdleTimeout, LimitedListener, Shutdown};
+use tidegate::conn::{Connection, LimitedListener, Shutdown};
 use tidegate::exec::BoundedExecutor;
 use tidegate::metrics::{Observe, ProcessMetrics, Registry, Snapshot};
 use tidegate::watermark::{Limits, QueueSet, SendError, Sender};
@@ -73,12 +76,6 @@ usage: metrics_endpoint [flags]
                           applied at start and re-read on SIGHUP
   --workers N             runtime threads (default: one per core)";
 
-/// How long connections may take to deliver what they queued once a shutdown begins.
-const DRAIN: Duration = Duration::from_secs(2);
-/// A peer that sends nothing for this long is closed.
-const READ_IDLE: Duration = Duration::from_secs(60);
-/// The slowloris defence on the echo port: a peer's first frame header (4 bytes) must arrive within this.
-const FIRST_HEADER_WITHIN: Duration = Duration::from_secs(10);
 /// The longest admin request head (request line and headers). Scrapers send a few hundred bytes.
 const MAX_REQUEST_HEAD: usize = 8 * 1024;
 /// Admin connections served at once; more wait in the kernel's backlog.
@@ -212,8 +209,7 @@ async fn serve(options: Options) -> io::Result<()> {
         .name("handlers")
         .build()
         .map_err(io::Error::other)?;
-    // The least that works with the longest frame (see `ConnectionBuildError::HardCapTooSmall`), or 2 MiB.
-    let hard = (options.high + options.max_frame + 8 * 1024).max(2 << 20);
+    let hard = echo_connections::hard_cap(options.high, options.max_frame);
     let limits = Limits::try_new(options.low, options.high, hard).map_err(io::Error::other)?;
     // Every connection's decoder adds to these counters and every write queue joins this set: 10,000
     // connections render as one codec and one queue aggregate, not 10,000 series.
@@ -228,29 +224,15 @@ async fn serve(options: Options) -> io::Result<()> {
     register(&registry, "answers", &pool)?;
     register(&registry, "handlers", &exec)?;
     register(&registry, "process", &process)?;
-    let codec = LengthFieldCodec::new(options.max_frame);
     let shutdown = Shutdown::new();
-    let mut idle = IdleTimeout::builder();
-    idle.read_idle(Some(READ_IDLE))
-        .first_bytes_deadline(4, FIRST_HEADER_WITHIN);
-    let mut connections = Connection::builder();
-    connections
-        .idle(&idle)
-        .low_mark(options.low)
-        .high_mark(options.high)
-        .hard_cap(hard)
-        .queue_set(Some(&queues))
-        .evict_after(options.evict_after)
-        .budget(Some(budget.clone()))
-        .drain_timeout(DRAIN)
-        .shutdown(&shutdown);
-    // Refuse a configuration that cannot work now, not at the first connection.
-    let (probe, _) = tokio::io::duplex(1);
-    drop(
-        connections
-            .build(probe, codec.clone(), codec.clone())
-            .map_err(io::Error::other)?,
-    );
+    let marks = Marks {
+        low: options.low,
+        high: options.high,
+        max_frame: options.max_frame,
+        evict_after: options.evict_after,
+    };
+    let (mut connections, codec) =
+        echo_connections(&marks, &queues, Some(budget.clone()), &shutdown)?;
 
     if let Some(reloader) = &reloader {
         // A file that cannot apply at start ends the server: it would otherwise run with limits nobody chose.
