@@ -283,7 +283,7 @@ impl ConnectionBuilder {
         let tracked = self.shutdown.as_ref().map(Shutdown::track);
         let shutdown = tracked.as_ref().map(|t| t.token().clone());
         let task = tokio::spawn(WriterTask::new(
-            writer.run(),
+            writer.with_direct_writes().run(),
             tx.clone(),
             tracked,
             self.drain_timeout,

@@ -15,6 +15,10 @@ use super::set_core::SetCore;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
+/// Queued bytes from which a send writes them itself while the queue's writer is idle: small sends are coalesced
+/// into writes of at least this much, as `FramedWrite` coalesces frames into 8 KiB writes.
+const DIRECT_WRITE_BYTES: usize = 8 * 1024;
+
 /// The sending half of a [`channel`](super::channel); clone it for more producers.
 ///
 /// # Examples
@@ -158,6 +162,10 @@ impl<T: Weight> Sender<T> {
             match self.shared.try_push(take(slot), weight, reservation) {
                 // Another sender took the room first (or the limits changed): back into the slot, wait again.
                 Err(SendError::Full { item: back, .. }) => *slot = Some(back),
+                Ok(()) => {
+                    self.write_if_due();
+                    return Ok(());
+                }
                 other => return other,
             }
         }
@@ -191,10 +199,19 @@ impl<T: Weight> Sender<T> {
                 // Lost the room to a racing sender: keep the item and wait again.
                 Err(SendError::Full { item, .. }) => *slot = Some(item),
                 Err(err) => return Poll::Ready(Err(self.refused(err))),
-                Ok(()) => {}
+                Ok(()) => self.write_if_due(),
             }
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Once a write's worth is queued, a sender writes it itself while the queue's writer is idle (see
+    /// [`WatermarkWriter::spawn`](super::WatermarkWriter::spawn)): one write per batch, as a `FramedWrite` makes,
+    /// without a trip through the scheduler to the writer task and back.
+    fn write_if_due(&self) {
+        if self.shared.level.bytes() >= DIRECT_WRITE_BYTES {
+            self.shared.write_directly();
+        }
     }
 
     fn refused<U>(&self, err: SendError<U>) -> SendError<U> {
@@ -213,6 +230,9 @@ impl<T: Weight> Sender<T> {
     /// Waits until the queue is writable with room for `weight` under the hard cap, or closed.
     async fn room_for(&self, weight: usize) {
         let shared = &*self.shared;
+        if shared.write_directly() && self.has_room_for(weight) {
+            return;
+        }
         let mut writable = Registration::new(&shared.writable);
         let mut space = Registration::new(&shared.space);
         poll_fn(|cx| {
@@ -234,7 +254,7 @@ impl<T: Weight> Sender<T> {
     /// [`room_for`](Self::room_for) as a poll, with registrations kept in the sender (and removed on drop).
     fn poll_room(&mut self, cx: &mut Context<'_>, weight: usize) -> Poll<()> {
         let shared = &*self.shared;
-        if shared.is_closed() {
+        if shared.is_closed() || (shared.write_directly() && self.has_room_for(weight)) {
             shared.writable.forget(&mut self.sink_key);
             shared.space.forget(&mut self.space_key);
             return Poll::Ready(());
@@ -260,7 +280,8 @@ impl<T: Weight> Sender<T> {
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe; it only observes.
+    /// Cancel-safe: it queues nothing. While the queue's writer is idle it may write queued items for it (see
+    /// [`WatermarkWriter::spawn`](super::WatermarkWriter::spawn)).
     ///
     /// # Examples
     ///
@@ -273,6 +294,9 @@ impl<T: Weight> Sender<T> {
     /// ```
     pub async fn writable(&self) {
         let shared = &*self.shared;
+        if !shared.level.is_writable() {
+            shared.write_directly();
+        }
         let mut registration = Registration::new(&shared.writable);
         poll_fn(|cx| registration.poll(cx, || shared.is_closed() || shared.level.is_writable()))
             .await;
@@ -350,6 +374,9 @@ impl<T> Sender<T> {
     /// The `Sink` impl's wait for writability; its registration lives in the sender and goes with it.
     pub(crate) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         let shared = &*self.shared;
+        if !shared.level.is_writable() {
+            shared.write_directly();
+        }
         shared.writable.poll_wait(cx, &mut self.sink_key, || {
             shared.is_closed() || shared.level.is_writable()
         })

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::budget::{MemoryBudget, Reservation};
 
 use super::bundle::Items;
+use super::direct_write::DirectWrite;
 use super::gate::Gate;
 use super::level::{Change, Level};
 use super::live_limits::LiveLimits;
@@ -48,6 +49,9 @@ pub(crate) struct Shared<T> {
     stats: Stats,
     /// `T::weight`, kept so that code without a `T: Weight` bound (such as `Drop` impls) can count items.
     weigh: fn(&T) -> usize,
+    /// The spawned writer draining this queue, which senders about to wait may write for (see
+    /// [`write_directly`](Self::write_directly)).
+    direct: OnceLock<Weak<dyn DirectWrite>>,
 }
 
 struct Queue<T> {
@@ -93,6 +97,7 @@ impl<T> Shared<T> {
             flipped: Notify::new(),
             clock: parking_lot::Mutex::new(Clock::default()),
             stats: Stats::default(),
+            direct: OnceLock::new(),
         }
     }
 
@@ -242,6 +247,21 @@ impl<T> Shared<T> {
         Poll::Pending
     }
 
+    /// Lets senders write for `writer`; see [`write_directly`](Self::write_directly).
+    pub(crate) fn set_direct_writer(&self, writer: Weak<dyn DirectWrite>) {
+        // A queue has one writer, which sets this once.
+        let _ = self.direct.set(writer);
+    }
+
+    /// For a sender about to wait for room: writes queued items to the stream itself if the queue's writer is idle
+    /// (see [`DirectWrite`]). Returns whether anything was written.
+    pub(crate) fn write_directly(&self) -> bool {
+        match self.direct.get().and_then(Weak::upgrade) {
+            Some(writer) => writer.write_queued(),
+            None => false,
+        }
+    }
+
     /// [`poll_take`](Self::poll_take) without waiting: `None` if the queue is empty but open.
     pub(crate) fn try_take(&self, into: &mut VecDeque<T>) -> Option<bool> {
         Self::take_locked(&mut self.queue.lock(), into)
@@ -261,7 +281,8 @@ impl<T> Shared<T> {
     }
 
     /// Removes `items` items weighing `bytes` from the accounting after they were delivered. Called only by the
-    /// receiving side, which is unique, so the delivered counter needs no read-modify-write.
+    /// receiving side, which is unique (a sender writing for the writer holds the writer's lock), so the delivered
+    /// counter needs no read-modify-write.
     pub(crate) fn release(&self, items: u64, bytes: usize) {
         Stats::bump(&self.stats.delivered, items);
         self.uncount(bytes);
@@ -342,8 +363,8 @@ impl<T> Shared<T> {
         changed
     }
 
-    /// Counts one write call of the writer that made progress, of `bytes` bytes. Only the writer writes, so the
-    /// counters need no read-modify-write.
+    /// Counts one write call of the writer that made progress, of `bytes` bytes. Only the writer writes (a sender
+    /// writing for it holds its lock), so the counters need no read-modify-write.
     pub(crate) fn record_write(&self, bytes: usize) {
         Stats::bump(&self.stats.writes, 1);
         Stats::bump(&self.stats.sent_bytes, bytes as u64);

@@ -1,9 +1,9 @@
 //! One write of a batch of frames: vectored when the stream supports it, coalesced otherwise.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
@@ -11,16 +11,24 @@ use tokio::io::AsyncWrite;
 /// Slices per vectored write. Linux's `IOV_MAX` is 1024; 256 already carries 17 KiB of 64-byte frames per syscall
 /// while keeping the slice array (built on the stack on every poll) at 4 KiB.
 pub(crate) const MAX_IOVECS: usize = 256;
+/// Slices of the small array, for batches of up to this many frames.
+const FEW_IOVECS: usize = 16;
 /// For streams without vectored writes, small frames are copied into one buffer of up to this size per write.
 const COALESCE_BYTES: usize = 16 * 1024;
 
-/// One write of as much of the batch as the stream takes: vectored if the stream supports it, else coalesced.
-pub(crate) async fn write_batch<W: AsyncWrite + Unpin>(
+/// Polls one write of as much of the batch as the stream takes: vectored if the stream supports it, else coalesced.
+/// A write of zero bytes is [`io::ErrorKind::WriteZero`]. The batch must hold a byte to write.
+///
+/// The slices are gathered on the stack of each poll, not kept anywhere: 4 KiB of `IoSlice`s kept across polls
+/// would sit in every writer's allocation, busy or idle. A coalesced write copies again on every poll, so only a
+/// stream without vectored writes that returns `Pending` pays for a copy twice.
+pub(crate) fn poll_write_batch<W: AsyncWrite + Unpin>(
     io: &mut W,
+    cx: &mut Context<'_>,
     batch: &VecDeque<Bytes>,
     front_written: usize,
     staging: &mut Vec<u8>,
-) -> io::Result<usize> {
+) -> Poll<io::Result<usize>> {
     let chunks = batch.iter().enumerate().map(|(i, frame)| {
         if i == 0 {
             &frame[front_written..]
@@ -28,42 +36,48 @@ pub(crate) async fn write_batch<W: AsyncWrite + Unpin>(
             &frame[..]
         }
     });
-    let n = if io.is_write_vectored() {
-        // The slices are gathered on the stack of each poll, not kept in the future: 4 KiB of `IoSlice`s held
-        // across the await would sit in every writer task's allocation, busy or idle.
-        poll_fn(|cx| {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (slot, chunk) in slices
-                .iter_mut()
-                .zip(chunks.clone().filter(|c| !c.is_empty()))
-            {
-                *slot = IoSlice::new(chunk);
-                count += 1;
-            }
-            Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
-        })
-        .await?
+    let written = if io.is_write_vectored() {
+        // A batch of a few frames (one sender's write of its batch) fills a small array: filling the whole 4 KiB
+        // one for a single slice cost more than the write into a socket buffer that has room.
+        let chunks = chunks.filter(|c| !c.is_empty());
+        if batch.len() <= FEW_IOVECS {
+            poll_write_slices::<_, FEW_IOVECS>(io, cx, chunks)
+        } else {
+            poll_write_slices::<_, MAX_IOVECS>(io, cx, chunks)
+        }
     } else {
         staging.clear();
+        let mut large = None;
         for chunk in chunks {
             if !staging.is_empty() && staging.len() + chunk.len() > COALESCE_BYTES {
                 break;
             }
             if staging.is_empty() && chunk.len() >= COALESCE_BYTES {
                 // A large frame is written from its own storage, not copied.
-                return write_nonzero(io, chunk).await;
+                large = Some(chunk);
+                break;
             }
             staging.extend_from_slice(chunk);
         }
-        write_nonzero(io, staging).await?
+        Pin::new(&mut *io).poll_write(cx, large.unwrap_or(staging))
     };
-    if n == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
+    match std::task::ready!(written) {
+        Ok(0) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+        other => Poll::Ready(other),
     }
-    Ok(n)
 }
 
-async fn write_nonzero<W: AsyncWrite + Unpin>(io: &mut W, buf: &[u8]) -> io::Result<usize> {
-    poll_fn(|cx| Pin::new(&mut *io).poll_write(cx, buf)).await
+/// One vectored write of up to `N` chunks, gathered on the stack.
+fn poll_write_slices<'a, W: AsyncWrite + Unpin, const N: usize>(
+    io: &mut W,
+    cx: &mut Context<'_>,
+    chunks: impl Iterator<Item = &'a [u8]>,
+) -> Poll<io::Result<usize>> {
+    let mut slices = [IoSlice::new(&[]); N];
+    let mut count = 0;
+    for (slot, chunk) in slices.iter_mut().zip(chunks) {
+        *slot = IoSlice::new(chunk);
+        count += 1;
+    }
+    Pin::new(io).poll_write_vectored(cx, &slices[..count])
 }

@@ -1,16 +1,17 @@
 //! The task that drains a watermark queue into a stream.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWrite;
 use tokio::task::JoinHandle;
 
-use super::vectored::{write_batch, MAX_IOVECS};
+use super::direct_write::DirectWrite;
 use super::watchdog::{guard, Watchdog};
+use super::writer_core::{Next, WriterCore};
 use super::{
     channel, CloseReason, Config, Receiver, Sender, WatermarkMetrics, WatermarkWriterBuilder,
 };
@@ -57,14 +58,9 @@ use super::{
 /// ```
 #[must_use = "the writer writes nothing until it is run or spawned"]
 pub struct WatermarkWriter<W> {
-    io: W,
+    /// The stream and the frames being written, shared with senders that write while this writer is idle.
+    core: Arc<WriterCore<W>>,
     rx: Receiver<Bytes>,
-    /// Frames taken from the queue and not yet completely written; the front may be partly written.
-    batch: VecDeque<Bytes>,
-    front_written: usize,
-    staging: Vec<u8>,
-    /// Bytes were written since the last flush.
-    unflushed: bool,
     watchdog: Watchdog,
 }
 
@@ -110,19 +106,20 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
             evict_after,
             stall_timeout,
         };
-        let writer = WatermarkWriter {
-            io,
-            rx,
-            batch: VecDeque::new(),
-            front_written: 0,
-            staging: Vec::new(),
-            unflushed: false,
-            watchdog,
-        };
+        let core = Arc::new(WriterCore::new(io, rx.shared_arc().clone()));
+        let writer = WatermarkWriter { core, rx, watchdog };
         (tx, writer)
     }
 
-    /// Spawns [`run`](Self::run) on the current tokio runtime.
+    /// Spawns [`run`](Self::run) on the current tokio runtime, and lets senders write for the spawned writer.
+    ///
+    /// While the writer is idle (waiting for frames, not for the stream), a sender that has queued a write's worth
+    /// (8 KiB), or is about to wait for room, takes the stream and writes what is queued itself, as Netty writes
+    /// from the event loop: a stream that keeps up then costs no trip through the scheduler to the writer task
+    /// and back per high-mark fill. A sender never waits on the stream: at the first `Pending` or error it hands
+    /// the stream and what is left back to the writer, which keeps every wait, the watchdog and the report. Frames
+    /// go out in queue order whoever writes them, and are counted the same way. A writer run in a task of your own
+    /// ([`run`](Self::run)) is not written for.
     ///
     /// # Panics
     ///
@@ -131,7 +128,18 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     where
         W: 'static,
     {
-        tokio::spawn(self.run())
+        tokio::spawn(self.with_direct_writes().run())
+    }
+
+    /// Lets senders write queued frames themselves while this writer is idle (see [`spawn`](Self::spawn)), for a
+    /// writer about to be spawned. Needs a `'static` stream: the queue keeps a (weak) handle to the writer.
+    pub(crate) fn with_direct_writes(self) -> Self
+    where
+        W: 'static,
+    {
+        let core: Weak<dyn DirectWrite> = Arc::downgrade(&self.core) as Weak<WriterCore<W>>;
+        self.rx.shared().set_direct_writer(core);
+        self
     }
 
     /// Writes queued frames until the queue is closed and drained, aborted, or the stream fails.
@@ -145,14 +153,16 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
             Ok(()) => CloseReason::Closed,
             Err(reason) => reason,
         };
+        let held = self.core.stop();
         let shared = self.rx.shared();
         if !reason.is_graceful() {
             crate::trace::debug!(
-                "watermark writer stopped", reason = %reason, held_frames = self.batch.len()
+                "watermark writer stopped", reason = %reason, held_frames = held.len()
             );
             shared.close(reason.clone(), true);
-            shared.discard(self.batch.drain(..));
         }
+        // Empty after a graceful end: everything was written.
+        shared.discard(held);
         // After a failure the queue's reason is authoritative: an abort that raced the failure stays the reason.
         let reason = match reason.is_graceful() {
             true => reason,
@@ -165,76 +175,31 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
     }
 
     async fn drain(&mut self) -> Result<(), CloseReason> {
+        let core = &*self.core;
+        let shared = self.rx.shared_arc().clone();
         loop {
-            if self.batch.is_empty() {
-                if std::mem::take(&mut self.unflushed) {
-                    guard(&mut self.watchdog, self.rx.shared(), self.io.flush()).await?;
+            let next = core.next().map_err(|err| CloseReason::Io(Arc::new(err)))?;
+            match next {
+                Next::Write => {
+                    let write = poll_fn(|cx| core.poll_write(cx));
+                    guard(&mut self.watchdog, &shared, write).await?;
                 }
-                // An idle writer keeps no batch storage: the queue and the batch swap allocations, so both would
-                // stay alive between bursts. The next burst's first push allocates again.
-                self.batch = VecDeque::new();
-                let more = poll_fn(|cx| self.rx.poll_take(cx, &mut self.batch)).await;
-                if self.rx.shared().is_aborted() {
-                    return Err(CloseReason::Aborted);
+                Next::Flush => {
+                    let flush = poll_fn(|cx| core.poll_flush(cx));
+                    guard(&mut self.watchdog, &shared, flush).await?;
                 }
-                if !more {
-                    return guard(&mut self.watchdog, self.rx.shared(), self.io.shutdown()).await;
+                Next::Wait => {
+                    let more = poll_fn(|cx| core.poll_wait(cx, &mut self.rx)).await;
+                    if shared.is_aborted() {
+                        return Err(CloseReason::Aborted);
+                    }
+                    if !more {
+                        let shutdown = poll_fn(|cx| core.poll_shutdown(cx));
+                        return guard(&mut self.watchdog, &shared, shutdown).await;
+                    }
                 }
-            } else if self.batch.len() < MAX_IOVECS {
-                // Top up without waiting, so one write carries everything that arrived meanwhile.
-                self.rx.shared().try_take(&mut self.batch);
             }
-            self.skip_empty();
-            if self.batch.is_empty() {
-                continue;
-            }
-            let written = {
-                let write = write_batch(
-                    &mut self.io,
-                    &self.batch,
-                    self.front_written,
-                    &mut self.staging,
-                );
-                guard(&mut self.watchdog, self.rx.shared(), write).await?
-            };
-            self.unflushed = true;
-            self.advance(written);
         }
-    }
-
-    /// Empty frames are delivered by being taken: writing them would look like a zero-length write.
-    fn skip_empty(&mut self) {
-        let mut skipped = 0;
-        while self.batch.front().is_some_and(Bytes::is_empty) {
-            self.batch.pop_front();
-            skipped += 1;
-        }
-        if skipped > 0 {
-            self.rx.shared().release(skipped, 0);
-        }
-    }
-
-    /// Accounts `n` written bytes: frames completely written leave the batch and the queue's accounting.
-    fn advance(&mut self, mut n: usize) {
-        let shared = self.rx.shared();
-        shared.record_write(n);
-        let (mut items, mut bytes) = (0u64, 0usize);
-        while n > 0 {
-            let Some(front) = self.batch.front() else {
-                break;
-            };
-            let left = front.len() - self.front_written;
-            if n < left {
-                self.front_written += n;
-                break;
-            }
-            n -= left;
-            bytes += front.len();
-            items += 1;
-            self.front_written = 0;
-            self.batch.pop_front();
-        }
-        shared.release(items, bytes);
     }
 }
 
@@ -243,21 +208,21 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
 /// does for what it holds.
 impl<W> Drop for WatermarkWriter<W> {
     fn drop(&mut self) {
-        if self.batch.is_empty() {
+        let held = self.core.stop();
+        if held.is_empty() {
             return;
         }
         let shared = self.rx.shared();
         // Close first, so that the bytes released below cannot let a sender queue more into a dead queue.
         shared.close(CloseReason::ReceiverDropped, true);
-        shared.discard(self.batch.drain(..));
+        shared.discard(held);
     }
 }
 
 impl<W> fmt::Debug for WatermarkWriter<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WatermarkWriter")
-            .field("held_frames", &self.batch.len())
-            .field("front_written", &self.front_written)
+            .field("held_frames", &self.core.held_frames())
             .field("evict_after", &self.watchdog.evict_after)
             .field("stall_timeout", &self.watchdog.stall_timeout)
             .finish_non_exhaustive()
