@@ -15,10 +15,6 @@ use super::set_core::SetCore;
 use super::shared::Shared;
 use super::{CloseReason, Limits, SendError, WatermarkMetrics, Weight};
 
-/// Queued bytes from which a send writes them itself while the queue's writer is idle: small sends are coalesced
-/// into writes of at least this much, as `FramedWrite` coalesces frames into 8 KiB writes.
-const DIRECT_WRITE_BYTES: usize = 8 * 1024;
-
 /// The sending half of a [`channel`](super::channel); clone it for more producers.
 ///
 /// # Examples
@@ -205,11 +201,12 @@ impl<T: Weight> Sender<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Once a write's worth is queued, a sender writes it itself while the queue's writer is idle (see
-    /// [`WatermarkWriter::spawn`](super::WatermarkWriter::spawn)): one write per batch, as a `FramedWrite` makes,
-    /// without a trip through the scheduler to the writer task and back.
+    /// Once the queue holds its low mark's worth, a sender writes it itself while the queue's writer is idle (see
+    /// [`WatermarkWriter::spawn`](super::WatermarkWriter::spawn)): a stream that keeps up then takes the queue in
+    /// writes of about the low mark, and the queue never turns unwritable, with no trip through the scheduler to the
+    /// writer task and back.
     fn write_if_due(&self) {
-        if self.shared.level.bytes() >= DIRECT_WRITE_BYTES {
+        if self.shared.level.bytes() >= self.shared.limits().low() {
             self.shared.write_directly();
         }
     }

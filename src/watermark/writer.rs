@@ -113,10 +113,10 @@ impl<W: AsyncWrite + Unpin + Send> WatermarkWriter<W> {
 
     /// Spawns [`run`](Self::run) on the current tokio runtime, and lets senders write for the spawned writer.
     ///
-    /// While the writer is idle (waiting for frames, not for the stream), a sender that has queued a write's worth
-    /// (8 KiB), or is about to wait for room, takes the stream and writes what is queued itself, as Netty writes
-    /// from the event loop: a stream that keeps up then costs no trip through the scheduler to the writer task
-    /// and back per high-mark fill. A sender never waits on the stream: at the first `Pending` or error it hands
+    /// While the writer is idle (waiting for frames, not for the stream), a sender that finds the queue at or above
+    /// its low mark after a send, or is about to wait for room, takes the stream and writes what is queued itself,
+    /// as Netty writes from the event loop: a stream that keeps up then costs no trip through the scheduler to the
+    /// writer task and back, and the queue does not turn unwritable. A sender never waits on the stream: at the first `Pending` or error it hands
     /// the stream and what is left back to the writer, which keeps every wait, the watchdog and the report. Frames
     /// go out in queue order whoever writes them, and are counted the same way. A writer run in a task of your own
     /// ([`run`](Self::run)) is not written for.
