@@ -205,9 +205,12 @@ impl<T: Weight> Sender<T> {
     /// [`WatermarkWriter::spawn`](super::WatermarkWriter::spawn)): a stream that keeps up then takes the queue in
     /// writes of about the low mark, and the queue never turns unwritable, with no trip through the scheduler to the
     /// writer task and back.
+    #[inline]
     fn write_if_due(&self) {
-        if self.shared.level.bytes() >= self.shared.limits().low() {
-            self.shared.write_directly();
+        let shared = &*self.shared;
+        // A queue without a spawned writer pays one load here, not the marks' read.
+        if shared.has_direct_writer() && shared.level.bytes() >= shared.limits().low() {
+            shared.write_directly();
         }
     }
 

@@ -253,8 +253,14 @@ impl<T> Shared<T> {
         let _ = self.direct.set(writer);
     }
 
-    /// For a sender about to wait for room: writes queued items to the stream itself if the queue's writer is idle
-    /// (see [`DirectWrite`]). Returns whether anything was written.
+    /// Whether a spawned writer drains this queue (and senders may write for it).
+    #[inline]
+    pub(crate) fn has_direct_writer(&self) -> bool {
+        self.direct.get().is_some()
+    }
+
+    /// For a sender that found the queue at its low mark, or is about to wait for room: writes queued items to the
+    /// stream itself if the queue's writer is idle (see [`DirectWrite`]). Returns whether anything was written.
     pub(crate) fn write_directly(&self) -> bool {
         match self.direct.get().and_then(Weak::upgrade) {
             Some(writer) => writer.write_queued(),
