@@ -227,7 +227,7 @@ proptest! {
             .collect();
         let recorder = Recorder::default();
         let written = rt.block_on(async {
-            // The hard cap fits any bundle: the copied batch (8 KiB plus a frame) and the zero-copy frames
+            // The hard cap fits any bundle: the copied batch (16 KiB plus a frame) and the zero-copy frames
             // gathered up to the high mark.
             let (tx, writer) = WatermarkWriter::builder()
                 .limits(Limits::new(high / 2, high, 1 << 20))

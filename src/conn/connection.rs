@@ -20,8 +20,9 @@ use super::{ConnClose, ConnectionBuilder, ConnectionMetrics};
 use crate::codec::FrameReader;
 use crate::watermark::{FramedSender, Sender};
 
-/// Fed frames are queued as soon as they reach this size, as `FramedSender::feed` does: one batch in the queue
-/// never weighs much more than this plus one frame.
+/// Fed frames are queued as soon as they reach this size, as `FramedSender::feed` does under a small hard cap (it
+/// batches 16 KiB under larger ones): one batch in the queue never weighs much more than this plus one frame, and a
+/// connection's buffer stays small.
 pub(crate) const BATCH: usize = 8 * 1024;
 
 /// The read half as the frame reader sees it; boxed so that the stream's type is not part of the connection's.

@@ -16,12 +16,16 @@ use super::bundle::Bundle;
 use super::{HeaderEncoder, SendError, Sender, DEFAULT_ZERO_COPY_THRESHOLD};
 
 /// Buffered frames are queued as one item once they reach this size: one queue operation (and later one slice of a
-/// vectored write) carries many small frames, the way `FramedWrite` batches its writes. 8 KiB matches `FramedWrite`'s
-/// backpressure boundary.
-const BATCH: usize = 8 * 1024;
-/// Room reserved when a batch starts: a batch closes at `BATCH` bytes, so this fits it plus a last frame of up to
-/// 1 KiB without the buffer growing (and copying) frame by frame.
-const BATCH_CAPACITY: usize = BATCH + 1024;
+/// vectored write) carries many small frames, the way `FramedWrite` batches its writes. Twice `FramedWrite`'s 8 KiB
+/// backpressure boundary: each batch pays for a push, a take and an allocation, which 16 KiB spreads over twice the
+/// frames, and a batch still fits in L1.
+const BATCH: usize = 16 * 1024;
+/// The batch size of a queue whose hard cap has no room for a full [`BATCH`] and a last frame (the size batches had
+/// before they grew to 16 KiB, so such queues behave as they did).
+const SMALL_BATCH: usize = 8 * 1024;
+/// Room reserved beyond the batch size when a batch starts, for a last frame of up to 1 KiB without the buffer
+/// growing (and copying) frame by frame.
+const BATCH_SLACK: usize = 1024;
 /// Room kept free for one zero-copy frame's header (a length field with its offset).
 const HEADER_ROOM: usize = 64;
 /// Zero-copy frames are queued together (one queue operation, one wake-up of the writer) until they weigh this
@@ -34,8 +38,9 @@ const MAX_PRESIZED_FRAMES: usize = 128;
 /// A [`Sender`] of frames with an [`Encoder`] in front, so producers send messages.
 ///
 /// Messages are encoded into a buffer of this sender's own; [`feed`](Self::feed) queues the buffer as one item
-/// when it reaches 8 KiB, [`flush`](Self::flush) queues whatever is buffered, and [`send`](Self::send) does both.
-/// Buffered bytes are not yet counted by the queue (at most 8 KiB plus one frame per `FramedSender`).
+/// when it reaches 16 KiB (8 KiB if the queue's hard cap is below 17 KiB), [`flush`](Self::flush) queues whatever is
+/// buffered, and [`send`](Self::send) does both. Buffered bytes are not yet counted by the queue (at most 16 KiB plus
+/// one frame per `FramedSender`).
 ///
 /// Each clone has its own encoder and buffer (hence `&mut self`); clone one per producer task.
 ///
@@ -94,6 +99,8 @@ pub struct FramedSender<M, E> {
     tx: Sender<Bytes>,
     encoder: E,
     buffer: BytesMut,
+    /// The size at which the copied batch in `buffer` is queued, decided when the batch starts.
+    batch: usize,
     /// A batch split off the buffer that the queue has not taken yet; it goes before anything in the buffer.
     /// Keeping it here, not in a future, is what makes waiting for room cancel-safe and a lost race lossless.
     pending: Option<Bundle<Bytes>>,
@@ -131,6 +138,7 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
             tx,
             encoder,
             buffer: BytesMut::new(),
+            batch: SMALL_BATCH,
             pending: None,
             later: VecDeque::new(),
             open_weight: 0,
@@ -198,8 +206,8 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
         self.buffered()
     }
 
-    /// Encodes `msg` into the buffer, and queues the buffer once it holds 8 KiB or more (or a zero-copy payload
-    /// waits after it).
+    /// Encodes `msg` into the buffer, and queues the buffer once it holds a batch (16 KiB, or 8 KiB under a hard cap
+    /// below 17 KiB) or more, or a zero-copy payload waits after it.
     ///
     /// # Errors
     ///
@@ -297,7 +305,12 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
     #[inline]
     fn encode_copied(&mut self, msg: M) -> Result<(), E::Error> {
         if self.buffer.is_empty() {
-            self.buffer.reserve(BATCH_CAPACITY);
+            // Decided once per batch, from the marks in force when it starts.
+            self.batch = match self.tx.limits().hard() >= BATCH + BATCH_SLACK {
+                true => BATCH,
+                false => SMALL_BATCH,
+            };
+            self.buffer.reserve(self.batch + BATCH_SLACK);
         }
         self.encoder.encode(msg, &mut self.buffer)
     }
@@ -317,7 +330,7 @@ impl<M, E: Encoder<M>> FramedSender<M, E> {
         }
         // Headers share one block: a fresh one only when it runs out, not one allocation per frame.
         if self.buffer.capacity() - self.buffer.len() < HEADER_ROOM {
-            self.buffer.reserve(BATCH_CAPACITY);
+            self.buffer.reserve(SMALL_BATCH + BATCH_SLACK);
         }
         match (zc.encode_header)(&mut self.encoder, msg, &mut self.buffer) {
             Ok(payload) => {
@@ -363,9 +376,9 @@ impl<M, E> FramedSender<M, E> {
             + self.buffer.len()
     }
 
-    /// Whether `feed` queues what is buffered: 8 KiB of copied frames, or a full bundle of zero-copy frames.
+    /// Whether `feed` queues what is buffered: a batch of copied frames, or a full bundle of zero-copy frames.
     fn is_full(&self) -> bool {
-        self.buffer.len() >= BATCH || (!self.later.is_empty() && self.bundle_is_full())
+        self.buffer.len() >= self.batch || (!self.later.is_empty() && self.bundle_is_full())
     }
 
     fn bundle_is_full(&self) -> bool {
@@ -448,6 +461,7 @@ impl<M, E: Clone> Clone for FramedSender<M, E> {
             tx: self.tx.clone(),
             encoder: self.encoder.clone(),
             buffer: BytesMut::new(),
+            batch: SMALL_BATCH,
             pending: None,
             later: VecDeque::new(),
             open_weight: 0,
