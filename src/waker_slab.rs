@@ -65,6 +65,7 @@ impl WakerSlab {
 
     /// Takes every registered waker into `out`, leaving the entries registered, so the caller can wake them
     /// after releasing its lock. A woken task that waits on re-registers its waker with [`update`](Self::update).
+    #[inline]
     pub(crate) fn drain_wakers(&mut self, out: &mut Vec<Waker>) {
         out.extend(self.entries.iter_mut().flatten().filter_map(Option::take));
     }
