@@ -11,8 +11,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::FutureExt;
 use proptest::prelude::*;
-use tidegate::watermark::{CloseReason, Limits, SendError, WatermarkWriter};
+use tidegate::watermark::{CloseReason, Limits, SendError, Sender, WatermarkWriter, WriterReport};
 use tokio::io::AsyncWrite;
+use tokio::task::JoinHandle;
 
 /// A stream that takes bytes only while it has allowance, in writes of at most `chunk` bytes, and otherwise waits
 /// (keeping the waker of the last poll, as a socket does) until [`open`](Valve::open) adds allowance.
@@ -117,6 +118,17 @@ impl AsyncWrite for Valve {
     }
 }
 
+/// Closes the queue and waits (at most 10 s) for the writer to end gracefully.
+async fn close_and_finish(tx: &Sender<Bytes>, task: JoinHandle<WriterReport>) -> WriterReport {
+    tx.close();
+    let report = tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the writer finishes")
+        .unwrap();
+    assert!(report.reason.is_graceful(), "{:?}", report.reason);
+    report
+}
+
 fn frame(byte: u8, len: usize) -> Bytes {
     Bytes::from(vec![byte; len])
 }
@@ -144,12 +156,7 @@ async fn sends_write_for_an_idle_spawned_writer_and_never_wait() {
     assert!(tx.pending_bytes() < 32 * 1024);
     assert_eq!(tx.metrics().writability_flips, 0);
     assert!(tx.metrics().peak_bytes < 64 * 1024);
-    tx.close();
-    let report = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the writer finishes")
-        .unwrap();
-    assert!(report.reason.is_graceful());
+    let report = close_and_finish(&tx, task).await;
     assert_eq!(valve.written(), expected);
     assert_eq!(report.metrics.delivered_items, 64);
     assert_eq!(report.metrics.sent_bytes, expected.len() as u64);
@@ -165,12 +172,7 @@ async fn a_writer_that_is_only_run_is_not_written_for() {
     assert!(!tx.is_writable());
     assert!(tx.send(frame(2, 10)).now_or_never().is_none());
     assert_eq!(valve.written_len(), 0, "nobody wrote before the writer ran");
-    tx.close();
-    let report = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the writer finishes")
-        .unwrap();
-    assert!(report.reason.is_graceful());
+    close_and_finish(&tx, task).await;
     assert_eq!(valve.written_len(), 70 * 1024);
 }
 
@@ -415,12 +417,7 @@ async fn a_stream_without_vectored_writes_is_written_for_too() {
             Some(Ok(()))
         ));
     }
-    tx.close();
-    let report = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the writer finishes")
-        .unwrap();
-    assert!(report.reason.is_graceful());
+    close_and_finish(&tx, task).await;
     assert_eq!(valve.written_len(), 32 * 1500);
 }
 
@@ -442,12 +439,7 @@ async fn a_framed_sender_sink_writes_for_an_idle_writer() {
         framed.send_all(&mut items).now_or_never(),
         Some(Ok(()))
     ));
-    framed.sender().close();
-    let report = tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the writer finishes")
-        .unwrap();
-    assert!(report.reason.is_graceful());
+    close_and_finish(framed.sender(), task).await;
     let mut wire = BytesMut::from(&valve.written()[..]);
     let mut codec = LengthDelimitedCodec::new();
     let mut decoded = Vec::new();
