@@ -2,8 +2,9 @@
 //!
 //! Handing every high-mark fill to the writer task costs a trip through the scheduler: the sender parks, the writer
 //! wakes, writes, and wakes the sender again (on a current-thread runtime, an eventfd write and an `epoll_wait`
-//! per fill). A sender about to wait instead takes the stream, if nobody is using it, and writes what is queued from
-//! its own task, as Netty writes from the event loop. The writer stays the owner of every wait on the stream: a
+//! per fill). A sender that finds the queue at its low mark after a send, or is about to wait for room, instead
+//! takes the stream, if nobody is using it, and writes what is queued from its own task, as Netty writes from the
+//! event loop. The writer stays the owner of every wait on the stream: a
 //! sender never waits on it and never writes while the writer waits for it (the stream holds the writer's waker
 //! then), and it hands the stream back at the first `Pending` or error.
 

@@ -16,9 +16,10 @@
 //! [`WatermarkWriter`] owns the receiving side and the stream: it writes many queued frames per syscall with vectored
 //! writes, flushes when the queue runs dry, disconnects a peer that keeps the queue unwritable for longer than
 //! [`evict_after`](WatermarkWriterBuilder::evict_after), and reports to every sender why it stopped
-//! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). While a [spawned](WatermarkWriter::spawn)
-//! writer is idle, senders write for it, so a stream that keeps up costs no scheduler round trip. [`FramedSender`] puts an
-//! [`Encoder`](tokio_util::codec::Encoder) in front of the queue so producers send messages.
+//! ([`Sender::closed`]) and what it could not deliver ([`WatermarkMetrics`]). While a
+//! [spawned](WatermarkWriter::spawn) writer is idle, senders write for it, so a stream that keeps up costs no
+//! scheduler round trip. [`FramedSender`] puts an [`Encoder`](tokio_util::codec::Encoder) in front of the queue so
+//! producers send messages.
 //!
 //! A [`QueueSet`] gathers many queues (every connection of a listener): they share one set of marks, changed for
 //! all of them in one step, and report to a [`Registry`](crate::metrics::Registry) as one aggregate instead of a

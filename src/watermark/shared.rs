@@ -49,7 +49,7 @@ pub(crate) struct Shared<T> {
     stats: Stats,
     /// `T::weight`, kept so that code without a `T: Weight` bound (such as `Drop` impls) can count items.
     weigh: fn(&T) -> usize,
-    /// The spawned writer draining this queue, which senders about to wait may write for (see
+    /// The spawned writer draining this queue, which senders may write for while it is idle (see
     /// [`write_directly`](Self::write_directly)).
     direct: OnceLock<Weak<dyn DirectWrite>>,
 }
