@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 use tokio::io::AsyncWrite;
 
 use super::direct_write::{DirectWrite, NOOP_WAKER};
@@ -107,31 +107,29 @@ impl<W> WriterCore<W> {
     pub(crate) fn held_frames(&self) -> usize {
         self.stream.lock().batch.len()
     }
-
-    fn lock(&self) -> MutexGuard<'_, Stream<W>> {
-        self.stream.lock()
-    }
 }
 
 impl<W: AsyncWrite + Unpin> WriterCore<W> {
     /// One write of the batch (topped up from the queue first); `Ready(Ok)` at once if a sender wrote it all.
     pub(crate) fn poll_write(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut stream = self.lock();
-        let polled = stream.poll_write(cx, &self.shared);
-        stream.io_waiting = polled.is_pending();
-        polled.map_ok(|_| ())
+        self.poll_io(|stream, shared| stream.poll_write(cx, shared).map_ok(|_| ()))
     }
 
     pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut stream = self.lock();
-        let polled = Pin::new(&mut stream.io).poll_flush(cx);
-        stream.io_waiting = polled.is_pending();
-        polled
+        self.poll_io(|stream, _| Pin::new(&mut stream.io).poll_flush(cx))
     }
 
     pub(crate) fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let mut stream = self.lock();
-        let polled = Pin::new(&mut stream.io).poll_shutdown(cx);
+        self.poll_io(|stream, _| Pin::new(&mut stream.io).poll_shutdown(cx))
+    }
+
+    /// One poll of the stream by the writer task, recording whether the stream now holds its waker.
+    fn poll_io(
+        &self,
+        op: impl FnOnce(&mut Stream<W>, &Shared<Bytes>) -> Poll<io::Result<()>>,
+    ) -> Poll<io::Result<()>> {
+        let mut stream = self.stream.lock();
+        let polled = op(&mut stream, &self.shared);
         stream.io_waiting = polled.is_pending();
         polled
     }
